@@ -1,0 +1,249 @@
+//! Header grammar used by the handshake: comma-separated lists and tokens (RFC 9110 §5.6),
+//! and the checks of the WebSocket-specific headers (RFC 6455 §4.1, §4.2.1).
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use http::{HeaderMap, HeaderValue};
+
+use crate::error::HandshakeError;
+
+/// The elements of a comma-separated list (RFC 9110 §5.6.1 `#element`), with the optional
+/// whitespace around each trimmed.
+///
+/// RFC 9110 §5.6.1: "a recipient MUST parse and ignore a reasonable number of empty list
+/// elements", so `", a,,b ,"` yields `a` and `b`.
+pub(crate) fn split_list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&byte| byte == b',')
+        .map(trim_ows)
+        .filter(|element| !element.is_empty())
+}
+
+/// Whether any `name` header lists `token`, compared ASCII case-insensitively.
+///
+/// Several header lines with the same name are one list (RFC 9110 §5.3), so
+/// `Connection: keep-alive` followed by `Connection: Upgrade` lists `upgrade`.
+pub(crate) fn has_token(headers: &HeaderMap, name: &'static str, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        split_list(value.as_bytes()).any(|element| element.eq_ignore_ascii_case(token.as_bytes()))
+    })
+}
+
+/// Requires `name` to list `token`: [`HandshakeError::MissingHeader`] if `name` is absent,
+/// [`HandshakeError::InvalidHeader`] if it does not list it.
+pub(crate) fn require_token(
+    headers: &HeaderMap,
+    name: &'static str,
+    token: &str,
+) -> Result<(), HandshakeError> {
+    if !headers.contains_key(name) {
+        return Err(HandshakeError::MissingHeader(name));
+    }
+    if !has_token(headers, name, token) {
+        return Err(HandshakeError::InvalidHeader {
+            name,
+            reason: format!("{token} not listed"),
+        });
+    }
+    Ok(())
+}
+
+/// The value of a header that may appear at most once: `Ok(None)` if absent, an
+/// [`HandshakeError::InvalidHeader`] if repeated.
+pub(crate) fn single_value<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a HeaderValue>, HandshakeError> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (first, None) => Ok(first),
+        (Some(_), Some(_)) => Err(HandshakeError::InvalidHeader {
+            name,
+            reason: "more than one".to_owned(),
+        }),
+        (None, Some(_)) => unreachable!("an iterator yielded after None"),
+    }
+}
+
+/// Whether `text` is an HTTP token (RFC 9110 §5.6.2: `1*tchar`). Subprotocol names must be
+/// tokens (RFC 6455 §4.1).
+pub(crate) fn is_token(text: &[u8]) -> bool {
+    !text.is_empty() && text.iter().all(|&byte| is_tchar(byte))
+}
+
+/// Checks `Sec-WebSocket-Key`.
+///
+/// RFC 6455 §4.2.1: the request must contain "A |Sec-WebSocket-Key| header field with a
+/// base64-encoded (see Section 4 of [RFC4648]) value that, when decoded, is 16 bytes in
+/// length."
+///
+/// Returns the key as sent, which is what `Sec-WebSocket-Accept` hashes.
+pub(crate) fn validate_key(headers: &HeaderMap) -> Result<&[u8], HandshakeError> {
+    let key = single_value(headers, KEY)?.ok_or(HandshakeError::MissingHeader(KEY))?;
+    let key = trim_ows(key.as_bytes());
+    let invalid = |reason: String| HandshakeError::InvalidHeader { name: KEY, reason };
+    let decoded = STANDARD
+        .decode(key)
+        .map_err(|error| invalid(format!("not base64 ({error})")))?;
+    if decoded.len() != 16 {
+        return Err(invalid(format!("{} bytes long, not 16", decoded.len())));
+    }
+    Ok(key)
+}
+
+/// Checks `Sec-WebSocket-Version`.
+///
+/// RFC 6455 §4.2.1 requires "A |Sec-WebSocket-Version| header field, with a value of 13",
+/// and §4.2.2: "If this version does not match a version understood by the server, the
+/// server MUST abort the WebSocket handshake [...] and instead send an appropriate HTTP
+/// error code (such as 426 Upgrade Required)". A missing header is treated the same way.
+pub(crate) fn validate_version(headers: &HeaderMap) -> Result<(), HandshakeError> {
+    let mut values = headers.get_all(VERSION).iter();
+    match (values.next(), values.next()) {
+        (Some(version), None)
+            if trim_ows(version.as_bytes()) == super::WEBSOCKET_VERSION.as_bytes() =>
+        {
+            Ok(())
+        }
+        _ => Err(HandshakeError::UnsupportedVersion),
+    }
+}
+
+/// Removes optional whitespace (RFC 9110 §5.6.3: `OWS = *( SP / HTAB )`) at both ends.
+pub(crate) fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// RFC 9110 §5.6.2: `tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+/// "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA`.
+fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+const KEY: &str = "Sec-WebSocket-Key";
+const VERSION: &str = "Sec-WebSocket-Version";
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderName;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for &(name, value) in pairs {
+            map.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn split_list_trims_and_skips_empty_elements() {
+        let elements: Vec<&[u8]> = split_list(b" ,a,, b\t ,c d,").collect();
+        assert_eq!(elements, [&b"a"[..], b"b", b"c d"]);
+        assert_eq!(split_list(b"").count(), 0);
+        assert_eq!(split_list(b" , ,").count(), 0);
+    }
+
+    #[test]
+    fn has_token_combines_header_lines_and_ignores_case() {
+        let map = headers(&[("connection", "keep-alive"), ("connection", "UpGrade")]);
+        assert!(has_token(&map, "Connection", "upgrade"));
+        assert!(has_token(&map, "Connection", "Keep-Alive"));
+        assert!(!has_token(&map, "Connection", "close"));
+        assert!(!has_token(&map, "Upgrade", "websocket"));
+    }
+
+    #[test]
+    fn has_token_matches_whole_elements_only() {
+        let map = headers(&[
+            ("upgrade", "websockets, h2c"),
+            ("connection", "upgrade-ish"),
+        ]);
+        assert!(!has_token(&map, "Upgrade", "websocket"));
+        assert!(!has_token(&map, "Connection", "upgrade"));
+    }
+
+    #[test]
+    fn single_value_rejects_repeated_header() {
+        let map = headers(&[("host", "a"), ("host", "b"), ("origin", "o")]);
+        assert!(matches!(
+            single_value(&map, "Host"),
+            Err(HandshakeError::InvalidHeader { name: "Host", .. })
+        ));
+        assert_eq!(single_value(&map, "Origin").unwrap().unwrap(), "o");
+        assert_eq!(single_value(&map, "Upgrade").unwrap(), None);
+    }
+
+    #[test]
+    fn is_token_accepts_tchars_only() {
+        assert!(is_token(b"chat.v2+json"));
+        assert!(!is_token(b""));
+        assert!(!is_token(b"a b"));
+        assert!(!is_token(b"a,b"));
+        assert!(!is_token(b"a/b"));
+        assert!(!is_token("é".as_bytes()));
+    }
+
+    #[test]
+    fn validate_key_requires_16_base64_bytes() {
+        let valid = headers(&[("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")]);
+        assert_eq!(validate_key(&valid).unwrap(), b"dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(
+            validate_key(&HeaderMap::new()),
+            Err(HandshakeError::MissingHeader("Sec-WebSocket-Key"))
+        );
+        for bad in [
+            "",
+            "dGhlIHNhbXBsZQ==",
+            "dGhlIHNhbXBsZSBub25jZSEh",
+            "!!!!IHNhbXBsZSBub25jZQ==",
+        ] {
+            let map = headers(&[("sec-websocket-key", bad)]);
+            assert!(
+                matches!(
+                    validate_key(&map),
+                    Err(HandshakeError::InvalidHeader {
+                        name: "Sec-WebSocket-Key",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn validate_version_requires_exactly_13() {
+        assert_eq!(
+            validate_version(&headers(&[("sec-websocket-version", "13")])),
+            Ok(())
+        );
+        for bad in [
+            &[][..],
+            &[("sec-websocket-version", "8")],
+            &[("sec-websocket-version", "13, 8")],
+        ] {
+            assert_eq!(
+                validate_version(&headers(bad)),
+                Err(HandshakeError::UnsupportedVersion)
+            );
+        }
+        let twice = headers(&[
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-version", "13"),
+        ]);
+        assert_eq!(
+            validate_version(&twice),
+            Err(HandshakeError::UnsupportedVersion)
+        );
+    }
+}

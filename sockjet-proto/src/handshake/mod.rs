@@ -1,0 +1,96 @@
+//! The opening handshake (RFC 6455 §4): HTTP/1.1 types and the `Sec-WebSocket-Accept`
+//! computation.
+//!
+//! [`ServerProtocol`](crate::ServerProtocol) and [`ClientProtocol`](crate::ClientProtocol)
+//! run the handshake; this module holds what they share with the application.
+//!
+//! ```
+//! use sockjet_proto::handshake::accept_key;
+//! // The example of RFC 6455 §1.3.
+//! assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+//! ```
+
+mod headers;
+mod http11;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use sha1::{Digest, Sha1};
+
+pub use crate::error::HandshakeError;
+
+pub(crate) use headers::{
+    is_token, require_token, single_value, split_list, trim_ows, validate_key, validate_version,
+};
+pub(crate) use http11::{
+    HeadLimits, HeadParser, content_length, parse_request, parse_response, write_request,
+    write_response,
+};
+
+/// An opening handshake request, as the server receives it or the client sends it.
+///
+/// Its URI is the request target as it appears on the request line (a path and query,
+/// usually); the `Host` header holds the authority.
+///
+/// ```
+/// use sockjet_proto::{Request, http::Method};
+/// let request = Request::builder().uri("/chat").body(()).unwrap();
+/// assert_eq!(request.method(), Method::GET);
+/// ```
+pub type Request = http::Request<()>;
+
+/// An opening handshake response: `101 Switching Protocols`, or an HTTP error with a body.
+///
+/// ```
+/// use sockjet_proto::{Bytes, Response, http::StatusCode};
+/// let response = Response::new(Bytes::from_static(b"go away"));
+/// assert_eq!(response.status(), StatusCode::OK);
+/// ```
+pub type Response = http::Response<bytes::Bytes>;
+
+/// The only WebSocket version this crate speaks (RFC 6455 §4.1: "The value of this header
+/// field MUST be 13").
+///
+/// ```
+/// assert_eq!(sockjet_proto::handshake::WEBSOCKET_VERSION, "13");
+/// ```
+pub const WEBSOCKET_VERSION: &str = "13";
+
+/// Computes `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455 §4.2.2): the base64
+/// SHA-1 of the key, as sent (still base64), followed by the protocol's GUID.
+///
+/// ```
+/// use sockjet_proto::handshake::accept_key;
+/// assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// ```
+pub fn accept_key(key: &[u8]) -> String {
+    let mut sha1 = Sha1::new();
+    sha1.update(key);
+    sha1.update(GUID);
+    STANDARD.encode(sha1.finalize())
+}
+
+/// RFC 6455 §1.3: the "Globally Unique Identifier" appended to the key.
+const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_key_matches_rfc_example() {
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn accept_key_matches_second_known_pair() {
+        // The example exchange of the Wikipedia "WebSocket" article, checked independently
+        // with Python's hashlib.
+        assert_eq!(
+            accept_key(b"x3JJHMbDL1EzLkh9GBhXDw=="),
+            "HSmrc0sMlYUkAGmm5OPpG2HaGWk="
+        );
+    }
+}

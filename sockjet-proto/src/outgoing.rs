@@ -1,0 +1,204 @@
+//! The bytes a connection has to write: small frames coalesced into one buffer, large
+//! payloads kept as shared [`Bytes`] so they are never copied.
+
+use std::{collections::VecDeque, io::IoSlice};
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Bytes waiting to be written to the network, in order.
+///
+/// It implements [`Buf`] with vectored chunks, so a driver writes it with one
+/// `writev` (`AsyncWriteExt::write_buf` or `write_vectored`) and then [`Buf::advance`]s by
+/// what was written. Small frames are appended to one coalescing buffer, so a burst of
+/// small messages goes out in one system call; a payload of [`Outgoing::SHARE_THRESHOLD`]
+/// bytes or more is queued by reference, without a copy.
+///
+/// ```
+/// use bytes::{Buf, Bytes};
+/// use sockjet_proto::Outgoing;
+/// let mut out = Outgoing::default();
+/// out.extend_from_slice(b"head");
+/// out.push_bytes(Bytes::from(vec![7u8; 4096]));
+/// assert_eq!(out.remaining(), 4100);
+/// assert_eq!(out.chunk(), b"head");
+/// out.advance(4100);
+/// assert!(out.is_empty());
+/// ```
+#[derive(Debug, Default)]
+pub struct Outgoing {
+    /// Finished chunks, written before `tail`.
+    chunks: VecDeque<Bytes>,
+    /// Coalescing buffer for small writes; comes after every chunk in `chunks`.
+    tail: BytesMut,
+    /// Total bytes in `chunks`.
+    chunks_len: usize,
+}
+
+impl Outgoing {
+    /// Payloads at least this long are queued by reference instead of copied.
+    pub const SHARE_THRESHOLD: usize = 1024;
+
+    /// Whether nothing is waiting to be written.
+    ///
+    /// ```
+    /// assert!(sockjet_proto::Outgoing::default().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.chunks_len == 0 && self.tail.is_empty()
+    }
+
+    /// Number of bytes waiting to be written.
+    ///
+    /// ```
+    /// let mut out = sockjet_proto::Outgoing::default();
+    /// out.extend_from_slice(b"abc");
+    /// assert_eq!(out.len(), 3);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.chunks_len + self.tail.len()
+    }
+
+    /// Appends a copy of `data`.
+    ///
+    /// ```
+    /// let mut out = sockjet_proto::Outgoing::default();
+    /// out.extend_from_slice(b"abc");
+    /// assert!(!out.is_empty());
+    /// ```
+    pub fn extend_from_slice(&mut self, data: &[u8]) {
+        self.tail.extend_from_slice(data);
+    }
+
+    /// Appends `bytes`, by reference if it is large, by copy if it is small.
+    ///
+    /// ```
+    /// let mut out = sockjet_proto::Outgoing::default();
+    /// out.push_bytes(bytes::Bytes::from_static(b"abc"));
+    /// assert_eq!(out.len(), 3);
+    /// ```
+    pub fn push_bytes(&mut self, bytes: Bytes) {
+        if bytes.len() < Self::SHARE_THRESHOLD {
+            self.tail.extend_from_slice(&bytes);
+            return;
+        }
+        if !self.tail.is_empty() {
+            let head = self.tail.split().freeze();
+            self.chunks_len += head.len();
+            self.chunks.push_back(head);
+        }
+        self.chunks_len += bytes.len();
+        self.chunks.push_back(bytes);
+    }
+
+    /// The coalescing buffer, for encoders that write in place (masking).
+    pub(crate) fn tail_mut(&mut self) -> &mut BytesMut {
+        &mut self.tail
+    }
+
+    /// Copies everything into `dst` and empties this queue.
+    ///
+    /// ```
+    /// let mut out = sockjet_proto::Outgoing::default();
+    /// out.extend_from_slice(b"abc");
+    /// let mut dst = Vec::new();
+    /// out.drain_into(&mut dst);
+    /// assert_eq!(dst, b"abc");
+    /// assert!(out.is_empty());
+    /// ```
+    pub fn drain_into(&mut self, dst: &mut Vec<u8>) {
+        dst.reserve(self.len());
+        while self.has_remaining() {
+            let chunk = self.chunk();
+            let len = chunk.len();
+            dst.extend_from_slice(chunk);
+            self.advance(len);
+        }
+    }
+}
+
+impl Buf for Outgoing {
+    fn remaining(&self) -> usize {
+        self.len()
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self.chunks.front() {
+            Some(chunk) => chunk,
+            None => &self.tail,
+        }
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        while cnt > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if cnt < front.len() {
+                front.advance(cnt);
+                self.chunks_len -= cnt;
+                return;
+            }
+            cnt -= front.len();
+            self.chunks_len -= front.len();
+            self.chunks.pop_front();
+        }
+        assert!(cnt <= self.tail.len(), "advanced past the end of Outgoing");
+        self.tail.advance(cnt);
+        if self.tail.is_empty() && self.tail.capacity() > MAX_IDLE_CAPACITY {
+            // A large client message grew the buffer; give the memory back when idle.
+            self.tail = BytesMut::new();
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for chunk in &self.chunks {
+            if n == dst.len() {
+                return n;
+            }
+            dst[n] = IoSlice::new(chunk);
+            n += 1;
+        }
+        if n < dst.len() && !self.tail.is_empty() {
+            dst[n] = IoSlice::new(&self.tail);
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Capacity above which an empty coalescing buffer is released.
+const MAX_IDLE_CAPACITY: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_is_kept_across_shared_and_copied_parts() {
+        let mut out = Outgoing::default();
+        out.extend_from_slice(b"a");
+        out.push_bytes(Bytes::from(vec![b'b'; 2000]));
+        out.extend_from_slice(b"c");
+        out.push_bytes(Bytes::from_static(b"d"));
+        let mut slices = [IoSlice::new(&[]); 8];
+        assert_eq!(out.chunks_vectored(&mut slices), 3);
+        let mut all = Vec::new();
+        out.drain_into(&mut all);
+        assert_eq!(all.len(), 2003);
+        assert_eq!(all[0], b'a');
+        assert_eq!(&all[2001..], b"cd");
+    }
+
+    #[test]
+    fn partial_advance_within_a_chunk() {
+        let mut out = Outgoing::default();
+        out.push_bytes(Bytes::from(vec![1u8; 3000]));
+        out.extend_from_slice(b"xy");
+        out.advance(2999);
+        assert_eq!(out.remaining(), 3);
+        assert_eq!(out.chunk(), &[1]);
+        out.advance(2);
+        assert_eq!(out.chunk(), b"y");
+    }
+}

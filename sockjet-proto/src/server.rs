@@ -1,0 +1,628 @@
+//! [`ServerProtocol`]: the server side of the opening handshake (RFC 6455 §4.2), then the
+//! open connection.
+
+use std::mem;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Method, StatusCode, Version, header};
+
+use crate::{
+    config::ServerConfig,
+    error::{ApiMisuse, HandshakeError},
+    handshake::{
+        self, HeadLimits, HeadParser, Request, Response, content_length, parse_request,
+        require_token, single_value, trim_ows, validate_key, validate_version, write_response,
+    },
+    outgoing::Outgoing,
+    protocol::{Event, Protocol, Side, State},
+};
+
+/// The server end of a connection, from the first byte of the HTTP request to the end.
+///
+/// It reads the opening handshake request and checks it against RFC 6455 §4.2.1. An
+/// invalid request never reaches the application: the core answers it with the matching
+/// HTTP error (400, 405, 414, 426, 431, 505), records [`handshake_error`] and closes. A
+/// valid one comes out of [`next_event`] as [`Event::Request`]; the application answers it
+/// with [`send_response`], passing [`accept`] (possibly edited: cookies, a subprotocol) or
+/// [`reject`]. After a 101 the connection is open and every method forwards to the inner
+/// [`Protocol`], which also receives any bytes that arrived behind the request head.
+///
+/// The call order is the one of [`Protocol`]: `receive_*`, then `next_event` until `None`,
+/// then write [`outgoing`] and half-close if [`eof_to_send`].
+///
+/// [`handshake_error`]: Self::handshake_error
+/// [`next_event`]: Self::next_event
+/// [`send_response`]: Self::send_response
+/// [`accept`]: Self::accept
+/// [`reject`]: Self::reject
+/// [`outgoing`]: Self::outgoing
+/// [`eof_to_send`]: Self::eof_to_send
+///
+/// ```
+/// use sockjet_proto::{Event, Message, ServerConfig, ServerProtocol, State};
+///
+/// let mut server = ServerProtocol::new(ServerConfig::default());
+/// server.receive_data(
+///     b"GET /chat HTTP/1.1\r\n\
+///       Host: example.com\r\n\
+///       Upgrade: websocket\r\n\
+///       Connection: Upgrade\r\n\
+///       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///       Sec-WebSocket-Version: 13\r\n\r\n",
+/// );
+/// let Some(Event::Request(request)) = server.next_event() else { panic!() };
+/// assert_eq!(request.uri().path(), "/chat");
+/// let response = server.accept(&request);
+/// server.send_response(response).unwrap();
+/// assert_eq!(server.state(), State::Open);
+///
+/// let mut wire = Vec::new();
+/// server.outgoing().drain_into(&mut wire);
+/// assert!(wire.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+///
+/// // A masked text frame "Hi" from the client.
+/// server.receive_data(&[0x81, 0x82, 1, 2, 3, 4, b'H' ^ 1, b'i' ^ 2]);
+/// assert_eq!(server.next_event(), Some(Event::Message(Message::text("Hi"))));
+/// ```
+#[derive(Debug)]
+pub struct ServerProtocol {
+    /// Runs the connection once the handshake succeeded. Before that it only collects
+    /// [`outgoing`](Self::outgoing) bytes: nothing is sent through it.
+    protocol: Protocol,
+    phase: Phase,
+    head_parser: HeadParser,
+    /// Bytes received during the handshake: the request head, then (once the head was
+    /// split off) whatever the client sent behind it.
+    input: BytesMut,
+    server_header: Option<HeaderValue>,
+    handshake_error: Option<HandshakeError>,
+    subprotocol: Option<String>,
+    eof_received: bool,
+    /// An EOF was queued by the handshake (after an error response or a rejection).
+    eof_queued: bool,
+    /// That EOF has not been collected by [`eof_to_send`](Self::eof_to_send) yet.
+    eof_pending: bool,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for the end of the request head.
+    ReadingRequest,
+    /// The request is valid; `next_event` has not returned it yet.
+    RequestReceived(Request),
+    /// The application has the request and answers it with `send_response`.
+    AwaitingResponse,
+    /// A 101 was sent: `protocol` runs the connection.
+    Open,
+    /// The handshake failed or was rejected; input is ignored.
+    Closed,
+}
+
+impl ServerProtocol {
+    /// Creates the server end of a new TCP (or TLS) connection, in [`State::Connecting`].
+    ///
+    /// # Panics
+    ///
+    /// If [`ServerConfig::server_header`] is not a valid header value (it contains control
+    /// characters).
+    ///
+    /// ```
+    /// use sockjet_proto::{ServerConfig, ServerProtocol, State};
+    /// let server = ServerProtocol::new(ServerConfig::default());
+    /// assert_eq!(server.state(), State::Connecting);
+    /// ```
+    pub fn new(config: ServerConfig) -> Self {
+        let server_header = config.server_header.as_deref().map(|value| {
+            HeaderValue::from_str(value).expect("ServerConfig::server_header is a header value")
+        });
+        Self {
+            protocol: Protocol::new(Side::Server, config.protocol),
+            phase: Phase::ReadingRequest,
+            head_parser: HeadParser::new(HeadLimits {
+                max_start_line: config.max_request_line,
+                max_header_bytes: config.max_header_bytes,
+                max_headers: config.max_headers,
+            }),
+            input: BytesMut::with_capacity(INITIAL_CAPACITY),
+            server_header,
+            handshake_error: None,
+            subprotocol: None,
+            eof_received: false,
+            eof_queued: false,
+            eof_pending: false,
+        }
+    }
+
+    // ----- getters -----
+
+    /// The connection state: [`State::Connecting`] until a response is sent, then the
+    /// inner [`Protocol`]'s state after a 101, or [`State::Closed`] after an error or a
+    /// rejection.
+    ///
+    /// ```
+    /// # use sockjet_proto::{ServerConfig, ServerProtocol, State};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// server.receive_eof();
+    /// assert_eq!(server.state(), State::Closed);
+    /// ```
+    pub fn state(&self) -> State {
+        match self.phase {
+            Phase::ReadingRequest | Phase::RequestReceived(_) | Phase::AwaitingResponse => {
+                State::Connecting
+            }
+            Phase::Open => self.protocol.state(),
+            Phase::Closed => State::Closed,
+        }
+    }
+
+    /// Why the opening handshake failed, if the client's request was invalid or the
+    /// connection ended before it was complete. `None` after an explicit
+    /// [`reject`](Self::reject).
+    ///
+    /// ```
+    /// use sockjet_proto::{HandshakeError, ServerConfig, ServerProtocol};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// server.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\n\r\n");
+    /// assert_eq!(server.next_event(), None);
+    /// assert_eq!(server.handshake_error(), Some(&HandshakeError::MethodNotAllowed));
+    /// ```
+    pub fn handshake_error(&self) -> Option<&HandshakeError> {
+        self.handshake_error.as_ref()
+    }
+
+    /// The subprotocol of the 101 response that was sent (its `Sec-WebSocket-Protocol`
+    /// header), if any.
+    ///
+    /// ```
+    /// # use sockjet_proto::{ServerConfig, ServerProtocol};
+    /// assert_eq!(ServerProtocol::new(ServerConfig::default()).subprotocol(), None);
+    /// ```
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The inner connection, for its getters (such as
+    /// [`close_error`](Protocol::close_error)).
+    ///
+    /// ```
+    /// # use sockjet_proto::{ServerConfig, ServerProtocol};
+    /// let server = ServerProtocol::new(ServerConfig::default());
+    /// assert_eq!(server.protocol().close_error(), None);
+    /// ```
+    pub fn protocol(&self) -> &Protocol {
+        &self.protocol
+    }
+
+    /// The inner connection, to send messages once open. Do not send anything before the
+    /// 101 response: it would reach the client ahead of the response.
+    ///
+    /// ```
+    /// # use sockjet_proto::{ServerConfig, ServerProtocol};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// // ... after send_response(accept):
+    /// # let _ = server.protocol_mut();
+    /// ```
+    pub fn protocol_mut(&mut self) -> &mut Protocol {
+        &mut self.protocol
+    }
+
+    /// Hands over the open connection, for a driver that no longer needs the handshake
+    /// (the request and response were kept by the application).
+    ///
+    /// Call it only once a 101 response was sent; a debug build panics otherwise.
+    ///
+    /// ```
+    /// use sockjet_proto::{Event, ServerConfig, ServerProtocol, State};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// server.receive_data(
+    ///     b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    /// );
+    /// let Some(Event::Request(request)) = server.next_event() else { panic!() };
+    /// server.send_response(server.accept(&request)).unwrap();
+    /// let protocol = server.into_protocol();
+    /// assert_eq!(protocol.state(), State::Open);
+    /// ```
+    pub fn into_protocol(self) -> Protocol {
+        debug_assert!(
+            matches!(self.phase, Phase::Open),
+            "into_protocol before the handshake succeeded"
+        );
+        self.protocol
+    }
+
+    // ----- receiving data -----
+
+    /// Feeds bytes received from the network. Never fails: an invalid request becomes an
+    /// HTTP error response in [`outgoing`](Self::outgoing) and a
+    /// [`handshake_error`](Self::handshake_error).
+    ///
+    /// ```
+    /// # use sockjet_proto::{ServerConfig, ServerProtocol, State};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// server.receive_data(b"GET / HTTP/1.1\r\n");
+    /// assert_eq!(server.state(), State::Connecting);
+    /// ```
+    pub fn receive_data(&mut self, data: &[u8]) {
+        debug_assert!(!self.eof_received, "receive_data after receive_eof");
+        match self.phase {
+            Phase::Open => self.protocol.receive_data(data),
+            Phase::Closed => {}
+            _ => {
+                self.input.extend_from_slice(data);
+                self.receive_request();
+            }
+        }
+    }
+
+    /// The input buffer, for drivers that read from the socket straight into it. Append
+    /// only; then call [`next_event`](Self::next_event). During the handshake this is a
+    /// small buffer of the handshake's own; once open, the inner [`Protocol`]'s.
+    ///
+    /// ```
+    /// # use sockjet_proto::{ServerConfig, ServerProtocol};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// let buffer = server.receive_buffer();
+    /// assert!(buffer.capacity() > buffer.len());
+    /// buffer.extend_from_slice(b"GET / HTTP/1.1\r\n");
+    /// assert_eq!(server.next_event(), None);
+    /// ```
+    pub fn receive_buffer(&mut self) -> &mut BytesMut {
+        match self.phase {
+            Phase::Open => return self.protocol.receive_buffer(),
+            // Whatever a driver reads now is dropped at the next call.
+            Phase::Closed => self.input.clear(),
+            _ => {}
+        }
+        if self.input.capacity() - self.input.len() < INITIAL_CAPACITY / 2 {
+            self.input.reserve(INITIAL_CAPACITY);
+        }
+        &mut self.input
+    }
+
+    /// Reports the end of the incoming stream. Before the request head is complete this
+    /// fails the handshake with [`HandshakeError::UnexpectedEof`], without a response.
+    ///
+    /// ```
+    /// # use sockjet_proto::{HandshakeError, ServerConfig, ServerProtocol, State};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// server.receive_data(b"GET / HT");
+    /// server.receive_eof();
+    /// assert_eq!(server.state(), State::Closed);
+    /// assert_eq!(server.handshake_error(), Some(&HandshakeError::UnexpectedEof));
+    /// assert!(server.outgoing().is_empty());
+    /// ```
+    pub fn receive_eof(&mut self) {
+        if matches!(self.phase, Phase::Open) {
+            self.protocol.receive_eof();
+            return;
+        }
+        self.eof_received = true;
+        self.receive_request();
+    }
+
+    // ----- answering the request -----
+
+    /// Builds the 101 response that accepts `request` (RFC 6455 §4.2.2): `Upgrade`,
+    /// `Connection`, `Sec-WebSocket-Accept` and `Server`. Edit it before
+    /// [`send_response`](Self::send_response) to add headers, such as the chosen
+    /// `Sec-WebSocket-Protocol`.
+    ///
+    /// A request that did not come from [`next_event`](Self::next_event) may lack a valid
+    /// `Sec-WebSocket-Key`; it gets the 400 response of [`reject`](Self::reject) instead.
+    ///
+    /// ```
+    /// use sockjet_proto::{Request, ServerConfig, ServerProtocol, http::StatusCode};
+    /// let server = ServerProtocol::new(ServerConfig::default());
+    /// let request = Request::builder()
+    ///     .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+    ///     .body(())
+    ///     .unwrap();
+    /// let response = server.accept(&request);
+    /// assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    /// assert_eq!(response.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    /// ```
+    pub fn accept(&self, request: &Request) -> Response {
+        let key = match validate_key(request.headers()) {
+            Ok(key) => key,
+            Err(error) => return self.reject(error.status(), &error.to_string()),
+        };
+        let accept = HeaderValue::from_str(&handshake::accept_key(key))
+            .expect("base64 is a valid header value");
+        let mut response = Response::default();
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        if let Some(server) = &self.server_header {
+            headers.insert(header::SERVER, server.clone());
+        }
+        response
+    }
+
+    /// Builds a plain-text HTTP error response that refuses the connection, such as 401,
+    /// 403 or 404. The body is `text`.
+    ///
+    /// A 405 gets `Allow: GET` and a 426 gets `Upgrade: websocket` with
+    /// `Sec-WebSocket-Version: 13`, as RFC 9110 §15.5.6, §15.5.22 and RFC 6455 §4.2.2
+    /// require.
+    ///
+    /// ```
+    /// use sockjet_proto::{ServerConfig, ServerProtocol, http::StatusCode};
+    /// let server = ServerProtocol::new(ServerConfig::default());
+    /// let response = server.reject(StatusCode::FORBIDDEN, "no entry");
+    /// assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    /// assert_eq!(response.headers()["content-length"], "8");
+    /// assert_eq!(response.body(), "no entry");
+    /// ```
+    pub fn reject(&self, status: StatusCode, text: &str) -> Response {
+        let body = Bytes::copy_from_slice(text.as_bytes());
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+        if status == StatusCode::UPGRADE_REQUIRED {
+            // RFC 9110 §15.5.22: "The server MUST send an Upgrade header field in a 426
+            // response", and §7.8: "A sender of Upgrade MUST also send an "Upgrade"
+            // connection option in the Connection header field".
+            headers.insert(
+                header::CONNECTION,
+                HeaderValue::from_static("Upgrade, close"),
+            );
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            // RFC 6455 §4.2.2: send "a |Sec-WebSocket-Version| header field indicating the
+            // version(s) the server is capable of understanding".
+            headers.insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static(handshake::WEBSOCKET_VERSION),
+            );
+        } else {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            // RFC 9110 §15.5.6: "The origin server MUST generate an Allow header field in a
+            // 405 response".
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
+        }
+        if let Some(server) = &self.server_header {
+            headers.insert(header::SERVER, server.clone());
+        }
+        response
+    }
+
+    /// Sends the answer to the request. A 101 opens the connection: bytes the client sent
+    /// behind its request are handed to the inner [`Protocol`], and later events are
+    /// frames. Any other status closes it: [`eof_to_send`](Self::eof_to_send) becomes
+    /// `true` and further input is ignored.
+    ///
+    /// A 101 may only answer a request that was received; a rejection may also be sent
+    /// earlier, without waiting for the request.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiMisuse::NotConnecting`] if a response was already sent (or the core answered
+    /// an invalid request itself), or for a 101 before the request.
+    ///
+    /// ```
+    /// use sockjet_proto::{ServerConfig, ServerProtocol, State, http::StatusCode};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// let response = server.reject(StatusCode::SERVICE_UNAVAILABLE, "try later");
+    /// server.send_response(response).unwrap();
+    /// assert_eq!(server.state(), State::Closed);
+    /// assert!(server.eof_to_send());
+    /// ```
+    pub fn send_response(&mut self, response: Response) -> Result<(), ApiMisuse> {
+        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        match self.phase {
+            Phase::RequestReceived(_) | Phase::AwaitingResponse => {}
+            Phase::ReadingRequest if !switching => {}
+            _ => return Err(ApiMisuse::NotConnecting),
+        }
+        self.write_response(&response);
+        if !switching {
+            self.close_after_response();
+            return Ok(());
+        }
+        self.subprotocol = response
+            .headers()
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|value| std::str::from_utf8(trim_ows(value.as_bytes())).ok())
+            .map(str::to_owned);
+        self.phase = Phase::Open;
+        // The bytes behind the request head are frames (a client MUST wait for the
+        // response before sending them, RFC 6455 §4.1, but one that does not still gets
+        // them delivered in order).
+        let behind_head = mem::take(&mut self.input);
+        if !behind_head.is_empty() {
+            self.protocol.receive_data(&behind_head);
+        }
+        if self.eof_received {
+            self.protocol.receive_eof();
+        }
+        Ok(())
+    }
+
+    // ----- outputs -----
+
+    /// The next event: first [`Event::Request`] (once, for a valid request only), then,
+    /// after a 101, the inner [`Protocol`]'s events.
+    ///
+    /// ```
+    /// # use sockjet_proto::{ServerConfig, ServerProtocol};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// assert_eq!(server.next_event(), None);
+    /// ```
+    pub fn next_event(&mut self) -> Option<Event> {
+        // A driver may have read straight into `receive_buffer`.
+        self.receive_request();
+        match self.phase {
+            Phase::RequestReceived(_) => {
+                match mem::replace(&mut self.phase, Phase::AwaitingResponse) {
+                    Phase::RequestReceived(request) => Some(Event::Request(request)),
+                    _ => unreachable!("matched just above"),
+                }
+            }
+            Phase::Open => self.protocol.next_event(),
+            _ => None,
+        }
+    }
+
+    /// The bytes to write to the network: the handshake response, then frames.
+    ///
+    /// ```
+    /// use sockjet_proto::{ServerConfig, ServerProtocol};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// server.receive_data(b"GET / HTTP/1.0\r\n\r\n");
+    /// let mut wire = Vec::new();
+    /// server.outgoing().drain_into(&mut wire);
+    /// assert!(wire.starts_with(b"HTTP/1.1 505 HTTP Version Not Supported\r\n"));
+    /// ```
+    pub fn outgoing(&mut self) -> &mut Outgoing {
+        self.protocol.outgoing()
+    }
+
+    /// Whether the driver should now half-close the TCP connection (after writing
+    /// [`outgoing`](Self::outgoing)). Returns `true` once: after an error response or a
+    /// rejection, or when the open connection ends.
+    ///
+    /// ```
+    /// # use sockjet_proto::{ServerConfig, ServerProtocol};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// server.receive_data(b"PUT / HTTP/1.1\r\n\r\n");
+    /// assert!(server.eof_to_send());
+    /// assert!(!server.eof_to_send());
+    /// ```
+    pub fn eof_to_send(&mut self) -> bool {
+        match self.phase {
+            Phase::Open => self.protocol.eof_to_send(),
+            _ => mem::take(&mut self.eof_pending),
+        }
+    }
+
+    /// Whether the TCP connection is expected to close soon: the driver should close it
+    /// after a timeout if the client does not. True once an error response or a rejection
+    /// was sent.
+    ///
+    /// ```
+    /// # use sockjet_proto::{ServerConfig, ServerProtocol};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// assert!(!server.close_expected());
+    /// server.receive_data(b"PUT / HTTP/1.1\r\n\r\n");
+    /// assert!(server.close_expected());
+    /// ```
+    pub fn close_expected(&self) -> bool {
+        match self.phase {
+            Phase::Open => self.protocol.close_expected(),
+            _ => self.eof_queued,
+        }
+    }
+
+    // ----- handshake -----
+
+    /// Looks for a complete request head in `input`, and validates it once found.
+    fn receive_request(&mut self) {
+        if !matches!(self.phase, Phase::ReadingRequest) {
+            return;
+        }
+        let head_len = match self.head_parser.find_end(&self.input) {
+            Ok(Some(head_len)) => head_len,
+            Ok(None) => {
+                if self.eof_received {
+                    self.fail(HandshakeError::UnexpectedEof);
+                }
+                return;
+            }
+            Err(error) => return self.fail(error),
+        };
+        let head = self.input.split_to(head_len);
+        let request = parse_request(&head, self.head_parser.limits()).and_then(|request| {
+            validate_request(&request)?;
+            Ok(request)
+        });
+        match request {
+            Ok(request) => self.phase = Phase::RequestReceived(request),
+            Err(error) => self.fail(error),
+        }
+    }
+
+    /// Answers an invalid request with the error's status and closes. After an EOF during
+    /// the head there is nobody to answer, so nothing is sent.
+    fn fail(&mut self, error: HandshakeError) {
+        if error != HandshakeError::UnexpectedEof {
+            let response = self.reject(error.status(), &error.to_string());
+            self.write_response(&response);
+            self.close_after_response();
+        } else {
+            self.phase = Phase::Closed;
+            self.input = BytesMut::new();
+        }
+        self.handshake_error = Some(error);
+    }
+
+    fn write_response(&mut self, response: &Response) {
+        let mut head = BytesMut::with_capacity(256 + response.body().len());
+        write_response(response, &mut head);
+        self.protocol.outgoing().push_bytes(head.freeze());
+    }
+
+    fn close_after_response(&mut self) {
+        self.phase = Phase::Closed;
+        self.input = BytesMut::new();
+        self.eof_queued = true;
+        self.eof_pending = true;
+    }
+}
+
+/// Checks an opening handshake request against RFC 6455 §4.2.1 ("Reading the Client's
+/// Opening Handshake"): "If the server, while reading the handshake, finds that the client
+/// did not send a handshake that matches the description below [...], the server MUST stop
+/// processing the client's handshake and return an HTTP response with an appropriate
+/// error code (such as 400 Bad Request)."
+fn validate_request(request: &Request) -> Result<(), HandshakeError> {
+    // §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
+    if request.method() != Method::GET {
+        return Err(HandshakeError::MethodNotAllowed);
+    }
+    if request.version() != Version::HTTP_11 {
+        return Err(HandshakeError::UnsupportedHttpVersion);
+    }
+    let headers = request.headers();
+    // §4.2.1 item 2: "A |Host| header field containing the server's authority", and
+    // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+    // HTTP/1.1 request message that lacks a Host header field and to any request message
+    // that contains more than one Host header field".
+    single_value(headers, "Host")?.ok_or(HandshakeError::MissingHeader("Host"))?;
+    // §4.2.1 item 3: "An |Upgrade| header field containing the value "websocket", treated
+    // as an ASCII case-insensitive value."
+    require_token(headers, "Upgrade", "websocket")?;
+    // §4.2.1 item 4: "A |Connection| header field that includes the token "Upgrade",
+    // treated as an ASCII case-insensitive value."
+    require_token(headers, "Connection", "upgrade")?;
+    // §4.2.1 items 5 and 6.
+    validate_key(headers)?;
+    validate_version(headers)?;
+    // A GET upgrade has no body: bytes behind the head are frames, and a declared body
+    // would make them ambiguous.
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(HandshakeError::InvalidHeader {
+            name: "Transfer-Encoding",
+            reason: "a handshake request has no body".to_owned(),
+        });
+    }
+    if content_length(headers)?.is_some_and(|length| length > 0) {
+        return Err(HandshakeError::InvalidHeader {
+            name: "Content-Length",
+            reason: "a handshake request has no body".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Capacity of the handshake's input buffer: a typical browser request is 500 to 800
+/// bytes, and it grows as needed up to the limits.
+const INITIAL_CAPACITY: usize = 1024;

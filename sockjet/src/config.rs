@@ -1,0 +1,133 @@
+//! Options of a connection: timeouts, keepalive, queues and protocol limits.
+
+use std::time::Duration;
+
+use sockjet_proto::Config;
+
+/// Options shared by client and server connections.
+///
+/// The defaults are Python `websockets`' (ping every 20 s, 20 s to answer, 10 s to open
+/// and to close, 16 queued messages) with a 64 KiB write buffer high-water mark.
+///
+/// ```
+/// use std::time::Duration;
+/// use sockjet::ConnectionConfig;
+/// let config = ConnectionConfig::default()
+///     .ping_interval(Some(Duration::from_secs(5)))
+///     .max_message_size(Some(16 * 1024 * 1024));
+/// assert_eq!(config.ping_timeout, Some(Duration::from_secs(20)));
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ConnectionConfig {
+    /// Limits of the protocol core (message and frame sizes).
+    pub protocol: Config,
+    /// Send a keepalive ping this often; `None` disables keepalive.
+    pub ping_interval: Option<Duration>,
+    /// Fail the connection with 1011 if a keepalive pong does not arrive in this time.
+    pub ping_timeout: Option<Duration>,
+    /// Time allowed for the opening handshake.
+    pub open_timeout: Option<Duration>,
+    /// Time allowed for the closing handshake and the end of the TCP connection.
+    pub close_timeout: Option<Duration>,
+    /// Messages received but not yet taken by `recv`; above it, reading pauses.
+    pub max_queue: usize,
+    /// `send` waits while more than this many bytes are waiting to be written.
+    pub write_limit: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            protocol: Config::default(),
+            ping_interval: Some(Duration::from_secs(20)),
+            ping_timeout: Some(Duration::from_secs(20)),
+            open_timeout: Some(Duration::from_secs(10)),
+            close_timeout: Some(Duration::from_secs(10)),
+            max_queue: 16,
+            write_limit: 64 * 1024,
+        }
+    }
+}
+
+impl ConnectionConfig {
+    /// Sets [`ping_interval`](Self::ping_interval).
+    ///
+    /// ```
+    /// let config = sockjet::ConnectionConfig::default().ping_interval(None);
+    /// assert!(config.ping_interval.is_none());
+    /// ```
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// Sets [`ping_timeout`](Self::ping_timeout).
+    ///
+    /// ```
+    /// let config = sockjet::ConnectionConfig::default().ping_timeout(None);
+    /// assert!(config.ping_timeout.is_none());
+    /// ```
+    pub fn ping_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// Sets [`open_timeout`](Self::open_timeout).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let config = sockjet::ConnectionConfig::default().open_timeout(Some(Duration::from_secs(1)));
+    /// assert_eq!(config.open_timeout, Some(Duration::from_secs(1)));
+    /// ```
+    pub fn open_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.open_timeout = timeout;
+        self
+    }
+
+    /// Sets [`close_timeout`](Self::close_timeout).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let config = sockjet::ConnectionConfig::default().close_timeout(Some(Duration::from_secs(1)));
+    /// assert_eq!(config.close_timeout, Some(Duration::from_secs(1)));
+    /// ```
+    pub fn close_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_queue`](Self::max_queue) (at least 1).
+    ///
+    /// ```
+    /// let config = sockjet::ConnectionConfig::default().max_queue(64);
+    /// assert_eq!(config.max_queue, 64);
+    /// ```
+    pub fn max_queue(mut self, messages: usize) -> Self {
+        self.max_queue = messages.max(1);
+        self
+    }
+
+    /// Sets [`write_limit`](Self::write_limit).
+    ///
+    /// ```
+    /// let config = sockjet::ConnectionConfig::default().write_limit(1 << 20);
+    /// assert_eq!(config.write_limit, 1 << 20);
+    /// ```
+    pub fn write_limit(mut self, bytes: usize) -> Self {
+        self.write_limit = bytes;
+        self
+    }
+
+    /// Sets the largest message accepted (default 1 MiB); `None` for no limit. Frames are
+    /// limited to the same size.
+    ///
+    /// ```
+    /// let config = sockjet::ConnectionConfig::default().max_message_size(Some(1024));
+    /// assert_eq!(config.protocol.max_message_size, Some(1024));
+    /// ```
+    pub fn max_message_size(mut self, limit: Option<usize>) -> Self {
+        self.protocol = self.protocol.max_message_size(limit).max_frame_size(limit);
+        self
+    }
+}

@@ -1,0 +1,1071 @@
+//! [`Connection`] and [`Sender`]: the application's side of an open WebSocket.
+//!
+//! # Design
+//!
+//! The socket and the [`Protocol`] live together behind one short-held `std` mutex
+//! ([`Inner`]). The hot path has no task hop and no channel: `recv()` reads and parses the
+//! socket itself when nothing is queued, and `send()` encodes and writes straight to the
+//! socket. A per-connection driver task (see `driver.rs`) does what must happen when
+//! nobody is calling: it answers pings and reads close frames when the application is
+//! not in `recv()`, flushes deferred or blocked writes, sends keepalive pings and enforces
+//! the close timeout.
+//!
+//! Replies are coalesced: while `recv()` still has queued messages, `send()` only encodes,
+//! and the bytes go out in one vectored write when the queue is empty (or when the driver
+//! runs, if the application stops reading), as tokio-tungstenite's `forward` does.
+
+use std::{
+    collections::VecDeque,
+    fmt, io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard},
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_sink::Sink;
+use sockjet_proto::{
+    CloseCode, ConnectionClosed, Event, Message, Outgoing, Protocol, Request, Response, State,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::oneshot,
+    time::Instant,
+};
+use tokio_util::io::{poll_read_buf, poll_write_buf};
+
+use crate::{
+    config::ConnectionConfig,
+    error::{Error, ErrorKind},
+};
+
+/// A byte stream a WebSocket can run over: TCP, TLS, a Unix socket, an in-memory pipe.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
+
+/// Identifies a connection within the process, for logs and maps.
+///
+/// ```
+/// # fn f(conn: &sockjet::Connection) {
+/// let id: sockjet::ConnectionId = conn.id();
+/// println!("{id}");
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+pub struct ConnectionId(u64);
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What the handshake established; immutable for the connection's life.
+#[derive(Debug)]
+pub(crate) struct Handshake {
+    pub(crate) request: Request,
+    pub(crate) response: Response,
+    pub(crate) peer_addr: Option<SocketAddr>,
+}
+
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    pub(crate) config: ConnectionConfig,
+    pub(crate) id: ConnectionId,
+    pub(crate) handshake: Handshake,
+}
+
+pub(crate) struct Inner {
+    stream: Option<Box<dyn Transport>>,
+    pub(crate) proto: Protocol,
+    inbound: VecDeque<Message>,
+    /// Bytes being written; refilled from the protocol's output when empty.
+    outbox: Outgoing,
+    /// Set while a `recv()` waits for the socket: it owns the read registration, and the
+    /// driver must not read.
+    recv_waker: Option<Waker>,
+    /// Counts `recv()` polls, so the driver can tell whether the application is reading.
+    pub(crate) recv_polls: u64,
+    /// Something waits for input while nobody is in `recv()`: the driver must read.
+    pub(crate) read_wanted: bool,
+    driver_waker: Option<Waker>,
+    drain_waiters: Vec<Waker>,
+    close_waiters: Vec<Waker>,
+    pub(crate) pings: VecDeque<PendingPing>,
+    pub(crate) latency: Option<Duration>,
+    read_done: bool,
+    shutdown: ShutdownState,
+    io_error: Option<io::Error>,
+    terminated: bool,
+    /// Live `Connection` and `Sender` handles; at zero the driver closes with 1000.
+    pub(crate) handles: usize,
+    flush_deferred: bool,
+    /// The application called `close()`: it will not read what comes before the close.
+    pub(crate) discard_messages: bool,
+    pub(crate) timed_out: Option<&'static str>,
+}
+
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum ShutdownState {
+    NotYet,
+    Pending,
+    Done,
+}
+
+pub(crate) struct PendingPing {
+    pub(crate) payload: [u8; 4],
+    pub(crate) sent: Instant,
+    pub(crate) waiter: Option<oneshot::Sender<Duration>>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        stream: Box<dyn Transport>,
+        proto: Protocol,
+        config: ConnectionConfig,
+        handshake: Handshake,
+    ) -> Arc<Self> {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = ConnectionId(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        Arc::new(Self {
+            inner: Mutex::new(Inner {
+                stream: Some(stream),
+                proto,
+                inbound: VecDeque::new(),
+                outbox: Outgoing::default(),
+                recv_waker: None,
+                recv_polls: 0,
+                read_wanted: true,
+                driver_waker: None,
+                drain_waiters: Vec::new(),
+                close_waiters: Vec::new(),
+                pings: VecDeque::new(),
+                latency: None,
+                read_done: false,
+                shutdown: ShutdownState::NotYet,
+                io_error: None,
+                terminated: false,
+                handles: 1,
+                flush_deferred: false,
+                discard_messages: false,
+                timed_out: None,
+            }),
+            config,
+            id,
+            handshake,
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock can only come from a bug in this crate; the
+        // state is still usable for closing, so recover the guard.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
+        let mut inner = self.lock();
+        inner.recv_polls = inner.recv_polls.wrapping_add(1);
+        // Bounded so one busy connection cannot starve its runtime thread.
+        for _ in 0..RECV_BUDGET {
+            if let Some(message) = inner.inbound.pop_front() {
+                inner.recv_waker = None;
+                return Poll::Ready(Ok(Some(message)));
+            }
+            if inner.terminated {
+                inner.recv_waker = None;
+                return Poll::Ready(inner.final_status());
+            }
+            // Parse one message at a time: a protocol error behind it must not close the
+            // connection before the application has handled (and answered) it.
+            inner.process_events(1);
+            if !inner.inbound.is_empty() {
+                continue;
+            }
+            // Nothing to return: send the replies coalesced so far before waiting.
+            inner.flush_with_driver_waker();
+            if inner.check_terminated() {
+                continue;
+            }
+            if inner.read_done {
+                // The stream ended; the driver finishes the shutdown and wakes us.
+                inner.recv_waker = Some(cx.waker().clone());
+                inner.wake_driver();
+                return Poll::Pending;
+            }
+            match inner.poll_read_socket(cx) {
+                Poll::Ready(()) => continue,
+                Poll::Pending => {
+                    inner.recv_waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn cancel_recv(&self) {
+        let mut inner = self.lock();
+        if inner.recv_waker.take().is_some() {
+            // The read registration was ours: hand reading over to the driver.
+            inner.read_wanted = true;
+            inner.wake_driver();
+        }
+    }
+
+    fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut inner = self.lock();
+        inner.poll_send_ready(cx, self.config.write_limit)
+    }
+
+    fn start_send(&self, message: Message) -> Result<(), Error> {
+        let mut inner = self.lock();
+        if inner.terminated {
+            return Err(inner.closed_error());
+        }
+        if let Err(misuse) = inner.proto.send_message(message) {
+            return Err(match inner.proto.state() {
+                State::Open => Error::from(misuse),
+                _ => inner.closed_error(),
+            });
+        }
+        inner.after_send();
+        Ok(())
+    }
+
+    fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        message: &mut Option<Message>,
+    ) -> Poll<Result<(), Error>> {
+        let mut inner = self.lock();
+        match inner.poll_send_ready(cx, self.config.write_limit) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            Poll::Pending => return Poll::Pending,
+        }
+        let message = message.take().expect("send polled after completion");
+        if let Err(misuse) = inner.proto.send_message(message) {
+            return Poll::Ready(Err(match inner.proto.state() {
+                State::Open => Error::from(misuse),
+                _ => inner.closed_error(),
+            }));
+        }
+        inner.after_send();
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut inner = self.lock();
+        if inner.terminated {
+            return Poll::Ready(match inner.io_error.is_some() {
+                true => Err(inner.closed_error()),
+                false => Ok(()),
+            });
+        }
+        inner.flush_with_driver_waker();
+        if inner.pending_write_len() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        inner.add_drain_waiter(cx.waker());
+        Poll::Pending
+    }
+
+    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<ConnectionClosed> {
+        let mut inner = self.lock();
+        if inner.terminated {
+            return Poll::Ready(inner.proto.connection_closed());
+        }
+        if !inner.close_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            inner.close_waiters.push(cx.waker().clone());
+            // The close frame and EOF must be read even if nobody is in recv().
+            inner.read_wanted = true;
+            inner.wake_driver();
+        }
+        Poll::Pending
+    }
+
+    fn start_close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        let mut inner = self.lock();
+        inner.discard_messages = true;
+        inner.inbound.clear();
+        if inner.proto.state() == State::Open {
+            inner.proto.send_close(code, reason)?;
+        }
+        inner.flush_with_driver_waker();
+        inner.read_wanted = true;
+        inner.wake_driver();
+        Ok(())
+    }
+
+    fn start_ping(&self, payload: Option<[u8; 4]>) -> Result<oneshot::Receiver<Duration>, Error> {
+        let mut inner = self.lock();
+        if inner.terminated || inner.proto.state() != State::Open {
+            return Err(inner.closed_error());
+        }
+        let (tx, rx) = oneshot::channel();
+        inner.send_ping(payload.unwrap_or_else(random_ping_payload), Some(tx))?;
+        inner.flush_with_driver_waker();
+        // The pong must be read even if the application is not in recv().
+        inner.read_wanted = true;
+        inner.wake_driver();
+        Ok(rx)
+    }
+
+    fn add_handle(&self) {
+        self.lock().handles += 1;
+    }
+
+    fn drop_handle(&self) {
+        let mut inner = self.lock();
+        inner.handles -= 1;
+        if inner.handles == 0 {
+            inner.read_wanted = true;
+            inner.wake_driver();
+        }
+    }
+}
+
+impl Inner {
+    // ----- socket I/O -----
+
+    /// Reads once from the socket into the protocol. `Ready` means progress (data, EOF or
+    /// an error); `Pending` registers `cx` for readability.
+    pub(crate) fn poll_read_socket(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.read_done {
+            return Poll::Ready(());
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            self.read_done = true;
+            return Poll::Ready(());
+        };
+        let buffer = self.proto.receive_buffer();
+        match poll_read_buf(Pin::new(stream), cx, buffer) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(0)) => {
+                self.read_done = true;
+                self.proto.receive_eof();
+                Poll::Ready(())
+            }
+            Poll::Ready(Ok(_)) => Poll::Ready(()),
+            Poll::Ready(Err(error)) => {
+                self.read_done = true;
+                self.io_error.get_or_insert(error);
+                self.proto.receive_eof();
+                Poll::Ready(())
+            }
+        }
+    }
+
+    /// Writes pending output; `Pending` registers `cx` for writability. Afterwards, if
+    /// the protocol asks for it, half-closes the stream.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.outbox.is_empty() {
+                std::mem::swap(&mut self.outbox, self.proto.outgoing());
+                if self.outbox.is_empty() {
+                    break;
+                }
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                self.outbox = Outgoing::default();
+                break;
+            };
+            match poll_write_buf(Pin::new(stream), cx, &mut self.outbox) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => {
+                    self.on_write_error(io::ErrorKind::WriteZero.into());
+                    break;
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(error)) => {
+                    self.on_write_error(error);
+                    break;
+                }
+            }
+        }
+        self.wake_drain_waiters();
+        if self.proto.eof_to_send() {
+            self.shutdown = ShutdownState::Pending;
+        }
+        if self.shutdown == ShutdownState::Pending {
+            let Some(stream) = self.stream.as_mut() else {
+                self.shutdown = ShutdownState::Done;
+                return Poll::Ready(());
+            };
+            match Pin::new(stream).poll_shutdown(cx) {
+                Poll::Pending => return Poll::Pending,
+                // A failed half-close changes nothing for the peer: the socket closes soon.
+                Poll::Ready(_) => self.shutdown = ShutdownState::Done,
+            }
+        }
+        Poll::Ready(())
+    }
+
+    /// Flushes with the driver's waker, so that if the socket is full the driver, not the
+    /// caller, is woken to finish the write.
+    pub(crate) fn flush_with_driver_waker(&mut self) {
+        self.flush_deferred = false;
+        let waker = self.driver_waker.clone().unwrap_or_else(|| Waker::noop().clone());
+        let _ = self.poll_flush(&mut Context::from_waker(&waker));
+    }
+
+    fn on_write_error(&mut self, error: io::Error) {
+        self.io_error.get_or_insert(error);
+        self.outbox = Outgoing::default();
+        let _ = std::mem::take(self.proto.outgoing());
+        // Without a way to write, the connection is over.
+        self.stream = None;
+    }
+
+    pub(crate) fn pending_write_len(&mut self) -> usize {
+        self.outbox.len() + self.proto.outgoing().len()
+    }
+
+    // ----- events -----
+
+    /// Turns buffered bytes into queued messages, up to `max_queue`. Control frames are
+    /// handled (and answered by the core) as they are parsed.
+    pub(crate) fn process_events(&mut self, max_queue: usize) {
+        while self.inbound.len() < max_queue {
+            match self.proto.next_event() {
+                None => break,
+                Some(Event::Message(message)) => {
+                    if !self.discard_messages {
+                        self.inbound.push_back(message);
+                    }
+                }
+                Some(Event::Pong(payload)) => self.on_pong(&payload),
+                Some(Event::Close(frame)) => {
+                    tracing::debug!(close = ?frame, "close frame received");
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn on_pong(&mut self, payload: &[u8]) {
+        // A pong acknowledges its ping and every ping sent before it (RFC 6455 §5.5.3 lets
+        // an endpoint answer only the most recent ping).
+        let Some(position) = self.pings.iter().position(|ping| ping.payload == payload) else {
+            return;
+        };
+        let now = Instant::now();
+        for ping in self.pings.drain(..=position) {
+            let rtt = now - ping.sent;
+            self.latency = Some(rtt);
+            if let Some(waiter) = ping.waiter {
+                let _ = waiter.send(rtt);
+            }
+        }
+    }
+
+    pub(crate) fn send_ping(
+        &mut self,
+        payload: [u8; 4],
+        waiter: Option<oneshot::Sender<Duration>>,
+    ) -> Result<(), Error> {
+        self.proto.send_ping(&payload)?;
+        self.pings.push_back(PendingPing {
+            payload,
+            sent: Instant::now(),
+            waiter,
+        });
+        Ok(())
+    }
+
+    // ----- sending -----
+
+    fn poll_send_ready(&mut self, cx: &mut Context<'_>, write_limit: usize) -> Poll<Result<(), Error>> {
+        if self.terminated {
+            return Poll::Ready(Err(self.closed_error()));
+        }
+        if self.pending_write_len() < write_limit {
+            return Poll::Ready(Ok(()));
+        }
+        self.flush_with_driver_waker();
+        if self.terminated || self.stream.is_none() {
+            return Poll::Ready(Err(self.closed_error()));
+        }
+        if self.pending_write_len() < write_limit {
+            return Poll::Ready(Ok(()));
+        }
+        self.add_drain_waiter(cx.waker());
+        Poll::Pending
+    }
+
+    fn after_send(&mut self) {
+        if self.inbound.is_empty() && self.proto.buffered_len() == 0 {
+            self.flush_with_driver_waker();
+        } else if !self.flush_deferred {
+            // More input is waiting for recv(): the application is answering a burst.
+            // Let the replies pile up and go out in one write; the driver makes sure they
+            // do even if the application stops reading.
+            self.flush_deferred = true;
+            self.wake_driver();
+        }
+    }
+
+    fn add_drain_waiter(&mut self, waker: &Waker) {
+        if !self.drain_waiters.iter().any(|w| w.will_wake(waker)) {
+            self.drain_waiters.push(waker.clone());
+        }
+    }
+
+    fn wake_drain_waiters(&mut self) {
+        for waker in self.drain_waiters.drain(..) {
+            waker.wake();
+        }
+    }
+
+    // ----- lifecycle -----
+
+    pub(crate) fn set_driver_waker(&mut self, waker: &Waker) {
+        match &self.driver_waker {
+            Some(current) if current.will_wake(waker) => {}
+            _ => self.driver_waker = Some(waker.clone()),
+        }
+    }
+
+    pub(crate) fn wake_driver(&self) {
+        if let Some(waker) = &self.driver_waker {
+            waker.wake_by_ref();
+        }
+    }
+
+    pub(crate) fn recv_waiting(&self) -> bool {
+        self.recv_waker.is_some()
+    }
+
+    pub(crate) fn read_done(&self) -> bool {
+        self.read_done
+    }
+
+    pub(crate) fn queue_len(&self) -> usize {
+        self.inbound.len()
+    }
+
+    /// Ends the connection if both directions are finished. Returns whether it is over.
+    pub(crate) fn check_terminated(&mut self) -> bool {
+        if self.terminated {
+            return true;
+        }
+        let output_done = self.outbox.is_empty()
+            && self.proto.outgoing().is_empty()
+            && self.shutdown != ShutdownState::Pending;
+        if self.stream.is_none() || (self.read_done && output_done) {
+            self.terminate();
+        }
+        self.terminated
+    }
+
+    /// Closes the socket and wakes everyone waiting on the connection.
+    pub(crate) fn terminate(&mut self) {
+        if self.terminated {
+            return;
+        }
+        self.terminated = true;
+        self.stream = None;
+        self.outbox = Outgoing::default();
+        if let Some(waker) = self.recv_waker.take() {
+            waker.wake();
+        }
+        for waker in self.close_waiters.drain(..) {
+            waker.wake();
+        }
+        self.wake_drain_waiters();
+        // Dropping the senders tells ping() callers the connection is gone.
+        self.pings.clear();
+        let closed = self.proto.connection_closed();
+        tracing::debug!(%closed, "connection closed");
+    }
+
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.terminated
+    }
+
+    /// What `recv()` returns once the connection is over: `Ok(None)` after a normal
+    /// closing handshake, an error otherwise.
+    fn final_status(&self) -> Result<Option<Message>, Error> {
+        let closed = self.proto.connection_closed();
+        if closed.is_ok() && self.io_error.is_none() && self.timed_out.is_none() {
+            Ok(None)
+        } else {
+            Err(self.closed_error())
+        }
+    }
+
+    pub(crate) fn closed_error(&self) -> Error {
+        let error = Error::closed_with(
+            self.proto.connection_closed(),
+            self.proto.close_error(),
+            self.io_error.as_ref(),
+        );
+        match self.timed_out {
+            Some(what) => error.into_timeout(what),
+            None => error,
+        }
+    }
+}
+
+/// An open WebSocket connection.
+///
+/// `recv` takes `&mut self`, so only one task receives (the compiler rules out concurrent
+/// reads); [`sender`](Self::sender) gives cloneable handles for sending from other tasks,
+/// and [`split`](Self::split) separates the two halves.
+///
+/// Dropping the last handle closes the connection with 1000 in the background.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), sockjet::Error> {
+/// let mut ws = sockjet::connect("ws://127.0.0.1:8765").await?;
+/// ws.send("hello").await?;
+/// while let Some(message) = ws.recv().await? {
+///     println!("{message:?}");
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Connection {
+    shared: Arc<Shared>,
+}
+
+impl Connection {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Receives the next message, reassembled from its fragments.
+    ///
+    /// Returns `Ok(None)` once the closing handshake completed normally (1000, 1001 or no
+    /// status).
+    ///
+    /// # Errors
+    ///
+    /// Fails if the connection closed abnormally, the peer broke the protocol, or the
+    /// network failed; [`Error::closed`] gives the close frames.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future loses no message; the next call returns it.
+    ///
+    /// ```no_run
+    /// # async fn f(mut ws: sockjet::Connection) -> Result<(), sockjet::Error> {
+    /// while let Some(message) = ws.recv().await? {
+    ///     ws.send(message).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        let guard = RecvGuard(&self.shared);
+        let result = std::future::poll_fn(|cx| guard.0.poll_recv(cx)).await;
+        std::mem::forget(guard);
+        result
+    }
+
+    /// Sends a message. Waits while more than `write_limit` bytes are waiting to be
+    /// written (backpressure).
+    ///
+    /// # Errors
+    ///
+    /// Fails if the connection is closing or closed.
+    ///
+    /// ```no_run
+    /// # async fn f(ws: sockjet::Connection) -> Result<(), sockjet::Error> {
+    /// ws.send("text").await?;
+    /// ws.send(vec![1u8, 2, 3]).await?; // binary
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
+        send(&self.shared, message.into()).await
+    }
+
+    /// Starts the closing handshake and waits for it to finish (or for the close timeout).
+    ///
+    /// # Errors
+    ///
+    /// Fails if `code` cannot be sent (1005, 1006, 1015, ...) or `reason` is over 123 bytes.
+    ///
+    /// ```no_run
+    /// # async fn f(ws: sockjet::Connection) -> Result<(), sockjet::Error> {
+    /// ws.close(sockjet::CloseCode::NORMAL_CLOSURE, "bye").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        close(&self.shared, code, reason).await
+    }
+
+    /// Sends a ping and waits for its pong; returns the round-trip time.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the connection closes first.
+    ///
+    /// ```no_run
+    /// # async fn f(ws: sockjet::Connection) -> Result<(), sockjet::Error> {
+    /// let rtt = ws.ping().await?;
+    /// println!("{} ms", rtt.as_millis());
+    /// # Ok(()) }
+    /// ```
+    pub async fn ping(&self) -> Result<Duration, Error> {
+        ping(&self.shared).await
+    }
+
+    /// Waits until the connection is closed and returns how it ended.
+    ///
+    /// ```no_run
+    /// # async fn f(ws: sockjet::Connection) {
+    /// let closed = ws.closed().await;
+    /// println!("closed: {closed}");
+    /// # }
+    /// ```
+    pub async fn closed(&self) -> ConnectionClosed {
+        std::future::poll_fn(|cx| self.shared.poll_closed(cx)).await
+    }
+
+    /// The last round-trip time measured by a ping (keepalive or [`ping`](Self::ping)).
+    ///
+    /// ```no_run
+    /// # fn f(ws: &sockjet::Connection) {
+    /// if let Some(rtt) = ws.latency() { println!("{rtt:?}"); }
+    /// # }
+    /// ```
+    pub fn latency(&self) -> Option<Duration> {
+        self.shared.lock().latency
+    }
+
+    /// The connection state.
+    ///
+    /// ```no_run
+    /// # fn f(ws: &sockjet::Connection) {
+    /// assert_eq!(ws.state(), sockjet::State::Open);
+    /// # }
+    /// ```
+    pub fn state(&self) -> State {
+        let inner = self.shared.lock();
+        if inner.is_terminated() {
+            State::Closed
+        } else {
+            inner.proto.state()
+        }
+    }
+
+    /// A cloneable handle for sending from other tasks.
+    ///
+    /// ```no_run
+    /// # async fn f(ws: sockjet::Connection) {
+    /// let sender = ws.sender();
+    /// tokio::spawn(async move { let _ = sender.send("from another task").await; });
+    /// # }
+    /// ```
+    pub fn sender(&self) -> Sender {
+        self.shared.add_handle();
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Splits into a receiving half and a sending half, usable from two tasks.
+    ///
+    /// ```no_run
+    /// # async fn f(ws: sockjet::Connection) -> Result<(), sockjet::Error> {
+    /// let (mut rx, tx) = ws.split();
+    /// tokio::spawn(async move { let _ = tx.send("hi").await; });
+    /// while let Some(message) = rx.recv().await? { println!("{message:?}"); }
+    /// # Ok(()) }
+    /// ```
+    pub fn split(self) -> (Connection, Sender) {
+        let sender = self.sender();
+        (self, sender)
+    }
+
+    /// This connection's id.
+    ///
+    /// ```no_run
+    /// # fn f(ws: &sockjet::Connection) { println!("{}", ws.id()); }
+    /// ```
+    pub fn id(&self) -> ConnectionId {
+        self.shared.id
+    }
+
+    /// The opening handshake request (path, query, headers).
+    ///
+    /// ```no_run
+    /// # fn f(ws: &sockjet::Connection) {
+    /// println!("path: {}", ws.request().uri().path());
+    /// # }
+    /// ```
+    pub fn request(&self) -> &Request {
+        &self.shared.handshake.request
+    }
+
+    /// The opening handshake response.
+    ///
+    /// ```no_run
+    /// # fn f(ws: &sockjet::Connection) {
+    /// assert_eq!(ws.response().status(), 101);
+    /// # }
+    /// ```
+    pub fn response(&self) -> &Response {
+        &self.shared.handshake.response
+    }
+
+    /// The request path, e.g. `/chat/lobby`.
+    ///
+    /// ```no_run
+    /// # fn f(ws: &sockjet::Connection) { println!("{}", ws.path()); }
+    /// ```
+    pub fn path(&self) -> &str {
+        self.shared.handshake.request.uri().path()
+    }
+
+    /// The peer's address, when the transport has one.
+    ///
+    /// ```no_run
+    /// # fn f(ws: &sockjet::Connection) { println!("{:?}", ws.peer_addr()); }
+    /// ```
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.shared.handshake.peer_addr
+    }
+
+    /// The negotiated subprotocol, if any.
+    ///
+    /// ```no_run
+    /// # fn f(ws: &sockjet::Connection) { println!("{:?}", ws.subprotocol()); }
+    /// ```
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.shared
+            .handshake
+            .response
+            .headers()
+            .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|value| value.to_str().ok())
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shared.drop_handle();
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.shared.id)
+            .field("path", &self.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Clears the "recv is waiting" mark if a `recv()` future is dropped before completing.
+struct RecvGuard<'a>(&'a Arc<Shared>);
+
+impl Drop for RecvGuard<'_> {
+    fn drop(&mut self) {
+        self.0.cancel_recv();
+    }
+}
+
+impl Stream for Connection {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.shared.poll_recv(cx) {
+            Poll::Ready(Ok(Some(message))) => Poll::Ready(Some(Ok(message))),
+            Poll::Ready(Ok(None)) => Poll::Ready(None),
+            Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Sink<Message> for Connection {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.shared.poll_send_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        self.shared.start_send(message)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.shared.poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        {
+            let inner = self.shared.lock();
+            if !inner.is_terminated() && inner.proto.state() == State::Open {
+                drop(inner);
+                self.shared.start_close(CloseCode::NORMAL_CLOSURE, "")?;
+            }
+        }
+        self.shared.poll_closed(cx).map(|_| Ok(()))
+    }
+}
+
+/// A cloneable handle that sends on a connection; see [`Connection::sender`].
+///
+/// ```no_run
+/// # async fn f(ws: sockjet::Connection) -> Result<(), sockjet::Error> {
+/// let sender: sockjet::Sender = ws.sender();
+/// sender.send("hi").await?;
+/// # Ok(()) }
+/// ```
+pub struct Sender {
+    shared: Arc<Shared>,
+}
+
+impl Sender {
+    /// Sends a message; see [`Connection::send`].
+    ///
+    /// # Errors
+    ///
+    /// Fails if the connection is closing or closed.
+    ///
+    /// ```no_run
+    /// # async fn f(s: sockjet::Sender) -> Result<(), sockjet::Error> {
+    /// s.send("hi").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
+        send(&self.shared, message.into()).await
+    }
+
+    /// Sends a ping and waits for its pong; see [`Connection::ping`].
+    ///
+    /// # Errors
+    ///
+    /// Fails if the connection closes first.
+    ///
+    /// ```no_run
+    /// # async fn f(s: sockjet::Sender) -> Result<(), sockjet::Error> {
+    /// let _rtt = s.ping().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn ping(&self) -> Result<Duration, Error> {
+        ping(&self.shared).await
+    }
+
+    /// Closes the connection; see [`Connection::close`].
+    ///
+    /// # Errors
+    ///
+    /// Fails if `code` cannot be sent or `reason` is too long.
+    ///
+    /// ```no_run
+    /// # async fn f(s: sockjet::Sender) -> Result<(), sockjet::Error> {
+    /// s.close(sockjet::CloseCode::GOING_AWAY, "").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        close(&self.shared, code, reason).await
+    }
+
+    /// Whether the connection is over.
+    ///
+    /// ```no_run
+    /// # fn f(s: &sockjet::Sender) { if s.is_closed() { println!("gone"); } }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().is_terminated()
+    }
+
+    /// The connection's id.
+    ///
+    /// ```no_run
+    /// # fn f(s: &sockjet::Sender) { println!("{}", s.id()); }
+    /// ```
+    pub fn id(&self) -> ConnectionId {
+        self.shared.id
+    }
+
+    /// Sends a payload already shared as [`Bytes`] as a binary message, without copying
+    /// it on the server side.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the connection is closing or closed.
+    ///
+    /// ```no_run
+    /// # async fn f(s: sockjet::Sender) -> Result<(), sockjet::Error> {
+    /// s.send_bytes(bytes::Bytes::from_static(b"\x00\x01")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_bytes(&self, data: Bytes) -> Result<(), Error> {
+        send(&self.shared, Message::Binary(data)).await
+    }
+}
+
+impl Clone for Sender {
+    fn clone(&self) -> Self {
+        self.shared.add_handle();
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.shared.drop_handle();
+    }
+}
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").field("id", &self.shared.id).finish()
+    }
+}
+
+async fn send(shared: &Shared, message: Message) -> Result<(), Error> {
+    let mut message = Some(message);
+    std::future::poll_fn(|cx| shared.poll_send(cx, &mut message)).await
+}
+
+async fn close(shared: &Shared, code: CloseCode, reason: &str) -> Result<(), Error> {
+    shared.start_close(code, reason)?;
+    std::future::poll_fn(|cx| shared.poll_closed(cx)).await;
+    Ok(())
+}
+
+async fn ping(shared: &Shared) -> Result<Duration, Error> {
+    let pong = shared.start_ping(None)?;
+    match pong.await {
+        Ok(rtt) => Ok(rtt),
+        Err(_) => Err(shared.lock().closed_error()),
+    }
+}
+
+pub(crate) fn random_ping_payload() -> [u8; 4] {
+    let mut payload = [0u8; 4];
+    // Uniqueness, not secrecy, matters here; fall back to a counter if randomness fails.
+    if getrandom::fill(&mut payload).is_err() {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        payload = COUNTER
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_be_bytes();
+    }
+    payload
+}
+
+/// Iterations of `poll_recv` before yielding to the runtime.
+const RECV_BUDGET: usize = 64;
+
+impl Error {
+    pub(crate) fn into_timeout(self, what: &'static str) -> Self {
+        let closed = self.closed().cloned();
+        let mut error = Error::new(ErrorKind::Timeout)
+            .with_source(io::Error::new(io::ErrorKind::TimedOut, what));
+        if let Some(closed) = closed {
+            error = error.with_closed(closed);
+        }
+        error
+    }
+}

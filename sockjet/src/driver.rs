@@ -1,0 +1,171 @@
+//! The per-connection driver task: what must happen when the application is not calling.
+//!
+//! It flushes writes that were deferred or blocked, reads (answering pings and close
+//! frames) while no `recv()` is waiting, sends keepalive pings and fails the connection
+//! when they go unanswered, closes with 1000 when every handle is dropped, and enforces
+//! the close timeout. On the hot path it is not involved at all.
+
+use std::{
+    future::poll_fn,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use sockjet_proto::{CloseCode, State};
+use tokio::time::{Instant, Sleep, sleep_until};
+
+use crate::connection::{Shared, random_ping_payload};
+
+/// How often the driver looks at a connection it was not woken for. It takes over reading
+/// when the application stopped calling `recv()` without leaving the read registration to
+/// the driver; pings are then answered within this delay.
+const WATCHDOG: Duration = Duration::from_millis(500);
+
+/// Reads per wakeup before the driver yields to other tasks.
+const READ_BUDGET: usize = 16;
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut timers = Timers::new(&shared);
+    poll_fn(|cx| poll_driver(&shared, &mut timers, cx)).await;
+}
+
+struct Timers {
+    ping_interval: Option<Duration>,
+    ping_timeout: Option<Duration>,
+    close_timeout: Option<Duration>,
+    next_ping: Pin<Box<Sleep>>,
+    ping_deadline: Option<Pin<Box<Sleep>>>,
+    close_deadline: Option<Pin<Box<Sleep>>>,
+    watchdog: Pin<Box<Sleep>>,
+    seen_recv_polls: u64,
+}
+
+impl Timers {
+    fn new(shared: &Shared) -> Self {
+        let config = &shared.config;
+        let now = Instant::now();
+        Self {
+            ping_interval: config.ping_interval,
+            ping_timeout: config.ping_timeout,
+            close_timeout: config.close_timeout,
+            next_ping: Box::pin(sleep_until(
+                now + config.ping_interval.unwrap_or(FAR_FUTURE),
+            )),
+            ping_deadline: None,
+            close_deadline: None,
+            watchdog: Box::pin(sleep_until(now + WATCHDOG)),
+            seen_recv_polls: 0,
+        }
+    }
+}
+
+/// Far enough to mean "never" without overflowing `Instant`.
+const FAR_FUTURE: Duration = Duration::from_secs(86400 * 365);
+
+fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Poll<()> {
+    let mut inner = shared.lock();
+    inner.set_driver_waker(cx.waker());
+    let max_queue = shared.config.max_queue;
+
+    // Every handle dropped: close like a handler returning (Python websockets: 1000).
+    if inner.handles == 0 && inner.proto.state() == State::Open {
+        let _ = inner.proto.send_close(CloseCode::NORMAL_CLOSURE, "");
+        inner.discard_messages = true;
+    }
+
+    // Keepalive.
+    if timers.next_ping.as_mut().poll(cx).is_ready() {
+        if let Some(interval) = timers.ping_interval {
+            if inner.proto.state() == State::Open {
+                if inner.send_ping(random_ping_payload(), None).is_ok() {
+                    if let (Some(timeout), None) = (timers.ping_timeout, &timers.ping_deadline) {
+                        timers.ping_deadline = Some(Box::pin(sleep_until(Instant::now() + timeout)));
+                    }
+                }
+            }
+            timers
+                .next_ping
+                .as_mut()
+                .reset(Instant::now() + interval);
+            let _ = timers.next_ping.as_mut().poll(cx);
+        }
+    }
+
+    // Read only if no recv() owns the read registration, and the application is not busy
+    // reading (it polled recv() since the last look) unless something needs input now.
+    let app_reading = inner.recv_polls != timers.seen_recv_polls;
+    timers.seen_recv_polls = inner.recv_polls;
+    let may_read = !inner.recv_waiting() && (!app_reading || inner.read_wanted);
+    for _ in 0..READ_BUDGET {
+        inner.flush_with_driver_waker();
+        if !may_read || inner.recv_waiting() || inner.read_done() || inner.queue_len() >= max_queue
+        {
+            break;
+        }
+        inner.process_events(max_queue);
+        if inner.queue_len() >= max_queue {
+            break;
+        }
+        if inner.poll_read_socket(cx).is_pending() {
+            // The driver now owns the read registration: it is woken when data comes.
+            inner.read_wanted = false;
+            break;
+        }
+        inner.process_events(max_queue);
+    }
+    inner.flush_with_driver_waker();
+
+    // A keepalive ping that stays unanswered fails the connection.
+    if let Some(deadline) = &mut timers.ping_deadline {
+        if inner.pings.is_empty() {
+            timers.ping_deadline = None;
+        } else if deadline.as_mut().poll(cx).is_ready() {
+            let oldest = inner.pings.front().map(|ping| ping.sent);
+            let timeout = timers.ping_timeout.unwrap_or(FAR_FUTURE);
+            match oldest {
+                Some(sent) if Instant::now() >= sent + timeout => {
+                    tracing::debug!("keepalive ping timeout");
+                    inner.timed_out = Some("keepalive ping timeout");
+                    inner.proto.fail(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
+                    inner.flush_with_driver_waker();
+                    timers.ping_deadline = None;
+                }
+                Some(sent) => {
+                    deadline.as_mut().reset(sent + timeout);
+                    let _ = deadline.as_mut().poll(cx);
+                }
+                None => timers.ping_deadline = None,
+            }
+        }
+    }
+
+    // Once a close is under way, the peer has close_timeout to finish it.
+    if inner.proto.close_expected() || inner.read_done() {
+        if timers.close_deadline.is_none() {
+            let timeout = timers.close_timeout.unwrap_or(FAR_FUTURE);
+            timers.close_deadline = Some(Box::pin(sleep_until(Instant::now() + timeout)));
+        }
+        if let Some(deadline) = &mut timers.close_deadline {
+            if deadline.as_mut().poll(cx).is_ready() {
+                tracing::debug!("close timeout");
+                if inner.timed_out.is_none() && !inner.proto.connection_closed().is_ok() {
+                    inner.timed_out = Some("close timeout");
+                }
+                inner.terminate();
+            }
+        }
+    }
+
+    if inner.check_terminated() {
+        return Poll::Ready(());
+    }
+
+    // Look again later in case reading is left to nobody (see WATCHDOG).
+    if timers.watchdog.as_mut().poll(cx).is_ready() {
+        timers.watchdog.as_mut().reset(Instant::now() + WATCHDOG);
+        let _ = timers.watchdog.as_mut().poll(cx);
+    }
+    Poll::Pending
+}

@@ -1,0 +1,45 @@
+//! # sockjet: WebSocket server and client on tokio
+//!
+//! A thin driver over the sans-I/O [`sockjet_proto`] core: the core owns every protocol
+//! rule (handshake, framing, reassembly, UTF-8, limits, closing handshake); this crate
+//! moves bytes between it and a socket, fast.
+//!
+//! ```no_run
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Server: echo every message.
+//!     let server = sockjet::Server::bind("127.0.0.1:0").await?;
+//!     let url = format!("ws://{}", server.local_addr());
+//!     tokio::spawn(server.serve(|mut ws| async move {
+//!         while let Ok(Some(message)) = ws.recv().await {
+//!             let _ = ws.send(message).await;
+//!         }
+//!     }));
+//!
+//!     // Client.
+//!     let mut ws = sockjet::connect(&url).await?;
+//!     ws.send("hello").await?;
+//!     assert_eq!(ws.recv().await?.unwrap().as_text(), Some("hello"));
+//!     ws.close(sockjet::CloseCode::NORMAL_CLOSURE, "").await?;
+//!     Ok(())
+//! }
+//! ```
+
+mod client;
+mod config;
+mod connection;
+mod driver;
+mod error;
+mod server;
+
+pub use sockjet_proto as proto;
+pub use sockjet_proto::{
+    Bytes, CloseCode, CloseFrame, ConnectionClosed, Message, Request, Response, State,
+    Utf8Bytes,
+};
+
+pub use client::{ClientBuilder, connect};
+pub use config::ConnectionConfig;
+pub use connection::{Connection, ConnectionId, Sender, Transport};
+pub use error::{Error, ErrorKind};
+pub use server::{Server, ServerBuilder, serve};

@@ -1,0 +1,309 @@
+//! [`serve`], [`Server`] and [`ServerBuilder`]: accept TCP connections, run the opening
+//! handshake, and hand each WebSocket to a handler task.
+
+use std::{future::Future, io, net::SocketAddr, sync::Arc};
+
+use sockjet_proto::{Event, ServerConfig, ServerProtocol};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream, ToSocketAddrs},
+};
+use tracing::Instrument;
+
+use crate::{
+    config::ConnectionConfig,
+    connection::{Connection, Handshake, Shared, Transport},
+    driver,
+    error::{Error, ErrorKind},
+};
+
+/// Serves WebSocket connections on `addr`, calling `handler` for each one in its own task.
+///
+/// Runs until the listener fails. When the handler returns, the connection is closed with
+/// 1000 (if still open). See [`Server`] for options.
+///
+/// # Errors
+///
+/// Fails if the address cannot be bound.
+///
+/// ```no_run
+/// #[tokio::main]
+/// async fn main() -> std::io::Result<()> {
+///     sockjet::serve("127.0.0.1:8765", |mut ws: sockjet::Connection| async move {
+///         while let Ok(Some(message)) = ws.recv().await {
+///             if ws.send(message).await.is_err() {
+///                 break;
+///             }
+///         }
+///     })
+///     .await
+/// }
+/// ```
+pub async fn serve<H, F>(addr: impl ToSocketAddrs, handler: H) -> io::Result<()>
+where
+    H: Fn(Connection) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    Server::bind(addr).await?.serve(handler).await
+}
+
+/// Options for a [`Server`].
+///
+/// ```no_run
+/// # async fn f() -> std::io::Result<()> {
+/// use sockjet::{ConnectionConfig, Server};
+/// let server = Server::builder()
+///     .connection(ConnectionConfig::default().max_message_size(Some(16 << 20)))
+///     .bind("127.0.0.1:0")
+///     .await?;
+/// println!("listening on {}", server.local_addr());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ServerBuilder {
+    connection: ConnectionConfig,
+    handshake: ServerConfig,
+}
+
+impl ServerBuilder {
+    /// Sets the connection options (timeouts, keepalive, limits).
+    ///
+    /// ```
+    /// let builder = sockjet::Server::builder().connection(sockjet::ConnectionConfig::default());
+    /// # drop(builder);
+    /// ```
+    pub fn connection(mut self, config: ConnectionConfig) -> Self {
+        self.connection = config;
+        self
+    }
+
+    /// Sets the handshake options (HTTP head limits). The protocol limits come from
+    /// [`connection`](Self::connection).
+    ///
+    /// ```
+    /// let builder = sockjet::Server::builder()
+    ///     .handshake(sockjet::proto::ServerConfig::default().max_headers(64));
+    /// # drop(builder);
+    /// ```
+    pub fn handshake(mut self, config: ServerConfig) -> Self {
+        self.handshake = config;
+        self
+    }
+
+    /// Binds the listening socket.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the address cannot be bound.
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let server = sockjet::Server::builder().bind("127.0.0.1:8765").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn bind(self, addr: impl ToSocketAddrs) -> io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Server {
+            listener,
+            settings: Arc::new(self),
+        })
+    }
+}
+
+/// A bound WebSocket server.
+///
+/// ```no_run
+/// # async fn f() -> std::io::Result<()> {
+/// let server = sockjet::Server::bind("127.0.0.1:0").await?;
+/// let addr = server.local_addr();
+/// tokio::spawn(server.serve(|ws| async move { drop(ws) }));
+/// println!("ws://{addr}");
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    settings: Arc<ServerBuilder>,
+}
+
+impl Server {
+    /// Starts building a server with options.
+    ///
+    /// ```
+    /// let _builder = sockjet::Server::builder();
+    /// ```
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// Binds a server with default options.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the address cannot be bound.
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let server = sockjet::Server::bind("127.0.0.1:8765").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
+        ServerBuilder::default().bind(addr).await
+    }
+
+    /// The address the server listens on (useful after binding port 0).
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let server = sockjet::Server::bind("127.0.0.1:0").await?;
+    /// assert_ne!(server.local_addr().port(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// Accepts connections forever, running `handler` for each WebSocket in its own task.
+    /// A failed handshake is answered with its HTTP error and never reaches the handler.
+    ///
+    /// # Errors
+    ///
+    /// Returns only if accepting fails in a way that cannot be retried.
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// sockjet::Server::bind("127.0.0.1:8765").await?
+    ///     .serve(|ws| async move { let _ = ws.send("hello").await; })
+    ///     .await
+    /// # }
+    /// ```
+    pub async fn serve<H, F>(self, handler: H) -> io::Result<()>
+    where
+        H: Fn(Connection) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        loop {
+            let (stream, peer) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) if is_transient_accept_error(&error) => {
+                    // Out of file descriptors or a connection reset before accept: back off
+                    // briefly instead of spinning or dying.
+                    tracing::warn!(%error, "accept failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let handler = handler.clone();
+            let settings = self.settings.clone();
+            let span = tracing::info_span!("ws", peer = %peer, path = tracing::field::Empty);
+            tokio::spawn(
+                async move {
+                    match accept(stream, Some(peer), &settings).await {
+                        Ok(connection) => {
+                            tracing::Span::current().record("path", connection.path());
+                            tracing::info!("connection open");
+                            handler(connection).await;
+                        }
+                        Err(error) => tracing::info!(%error, "handshake failed"),
+                    }
+                }
+                .instrument(span),
+            );
+        }
+    }
+}
+
+fn is_transient_accept_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    ) || error.raw_os_error().is_some_and(|code| code == 23 || code == 24) // ENFILE, EMFILE
+}
+
+async fn accept(
+    stream: TcpStream,
+    peer: Option<SocketAddr>,
+    settings: &ServerBuilder,
+) -> Result<Connection, Error> {
+    stream.set_nodelay(true)?;
+    accept_on(stream, peer, settings).await
+}
+
+/// Runs the server side of the opening handshake on any transport, then starts the
+/// connection.
+pub(crate) async fn accept_on<T: Transport>(
+    mut stream: T,
+    peer: Option<SocketAddr>,
+    settings: &ServerBuilder,
+) -> Result<Connection, Error> {
+    let mut handshake_config = settings.handshake.clone();
+    handshake_config.protocol = settings.connection.protocol.clone();
+    let mut proto = ServerProtocol::new(handshake_config);
+    let exchange = async {
+        loop {
+            let read = stream.read_buf(proto.receive_buffer()).await?;
+            if read == 0 {
+                proto.receive_eof();
+            }
+            if let Some(Event::Request(request)) = proto.next_event() {
+                let response = proto.accept(&request);
+                proto.send_response(response.clone())?;
+                write_all_outgoing(&mut stream, proto.outgoing()).await?;
+                return Ok((request, response));
+            }
+            if let Some(error) = proto.handshake_error() {
+                let error = error.clone();
+                // The core wrote the HTTP error response; deliver it, then close.
+                write_all_outgoing(&mut stream, proto.outgoing()).await?;
+                let _ = stream.shutdown().await;
+                return Err(Error::from(error));
+            }
+        }
+    };
+    let (request, response) = match settings.connection.open_timeout {
+        Some(timeout) => tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| Error::new(ErrorKind::Timeout))??,
+        None => exchange.await?,
+    };
+    let handshake = Handshake {
+        request,
+        response,
+        peer_addr: peer,
+    };
+    Ok(start(
+        Box::new(stream),
+        proto.into_protocol(),
+        settings.connection.clone(),
+        handshake,
+    ))
+}
+
+pub(crate) async fn write_all_outgoing<T: Transport>(
+    stream: &mut T,
+    outgoing: &mut sockjet_proto::Outgoing,
+) -> io::Result<()> {
+    while !outgoing.is_empty() {
+        stream.write_buf(outgoing).await?;
+    }
+    stream.flush().await
+}
+
+/// Wraps an open protocol in a connection and spawns its driver.
+pub(crate) fn start(
+    stream: Box<dyn Transport>,
+    proto: sockjet_proto::Protocol,
+    config: ConnectionConfig,
+    handshake: Handshake,
+) -> Connection {
+    let shared = Shared::new(stream, proto, config, handshake);
+    tokio::spawn(driver::run(shared.clone()).in_current_span());
+    Connection::new(shared)
+}

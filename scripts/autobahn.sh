@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Autobahn|Testsuite conformance, both sides, strict: every case must be OK.
+# Needs ../shared/conformance/autobahn.py (the suite is not part of this repository).
+# Usage: scripts/autobahn.sh [CASES]   (default: 1-11 including 9.*)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runner=../shared/conformance/autobahn.py
+if [ ! -f "$runner" ]; then
+    echo "autobahn: SKIPPED: $runner not found (the Autobahn suite is not shipped with sockjet)"
+    exit 0
+fi
+cases=${1:-"1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*,11.*"}
+cargo build --release -p sockjet-examples --bin autobahn_server --bin autobahn_client
+out=$(mktemp -d "${TMPDIR:-/tmp}/sockjet-autobahn-XXXXXX")
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+target/release/autobahn_server "127.0.0.1:$port" > "$out/testee-server.log" 2>&1 &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    sleep 0.1
+done
+
+status=0
+echo "== autobahn: server side (cases $cases)"
+python3 "$runner" server "ws://127.0.0.1:$port" --cases "$cases" --exclude '' --strict \
+    --out "$out/server" || status=1
+kill $server_pid 2>/dev/null || true
+
+echo "== autobahn: client side (cases $cases)"
+python3 "$runner" client --testee "$PWD/target/release/autobahn_client {url} {agent}" \
+    --cases "$cases" --exclude '' --strict --out "$out/client" || status=1
+
+echo "autobahn reports: $out/server/reports and $out/client/reports"
+exit $status

@@ -58,7 +58,6 @@ pub use bytes::{self, Bytes, BytesMut};
 pub use http;
 
 pub use client::ClientProtocol;
-pub use server::ServerProtocol;
 pub use close::{CloseCode, CloseFrame, ConnectionClosed};
 pub use config::{ClientConfig, Config, DEFAULT_MAX_SIZE, ServerConfig};
 pub use error::{ApiMisuse, HandshakeError, ProtocolError};
@@ -67,3 +66,4 @@ pub use handshake::{Request, Response};
 pub use message::{Message, Utf8Bytes};
 pub use outgoing::Outgoing;
 pub use protocol::{Event, Protocol, Side, State};
+pub use server::ServerProtocol;

@@ -296,7 +296,10 @@ impl Protocol {
     /// assert!(client.next_event().is_some());
     /// ```
     pub fn receive_data(&mut self, data: &[u8]) {
-        debug_assert!(self.state != State::Closed, "receive_data after receive_eof");
+        debug_assert!(
+            self.state != State::Closed,
+            "receive_data after receive_eof"
+        );
         if !self.discarding {
             self.input.extend_from_slice(data);
         }
@@ -724,9 +727,7 @@ impl Protocol {
         let assembled = self.assembly.as_ref().map_or(0, |a| a.data.len()) as u64;
         let size = assembled.saturating_add(header.payload_len);
         match self.config.max_message_size {
-            Some(limit) if size > limit as u64 => {
-                Err(ProtocolError::MessageTooBig { size, limit })
-            }
+            Some(limit) if size > limit as u64 => Err(ProtocolError::MessageTooBig { size, limit }),
             // Without limits a frame can still not exceed what this platform can address.
             _ if usize::try_from(size).is_err() => Err(ProtocolError::MessageTooBig {
                 size,

@@ -100,14 +100,12 @@ impl ClientBuilder {
         let timeout = self.connection.open_timeout;
         let attempt = self.connect_uri(uri);
         match timeout {
-            Some(timeout) => tokio::time::timeout(timeout, attempt)
-                .await
-                .map_err(|_| {
-                    Error::new(ErrorKind::Timeout).with_source(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "opening handshake timed out",
-                    ))
-                })?,
+            Some(timeout) => tokio::time::timeout(timeout, attempt).await.map_err(|_| {
+                Error::new(ErrorKind::Timeout).with_source(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "opening handshake timed out",
+                ))
+            })?,
             None => attempt.await,
         }
     }
@@ -161,9 +159,8 @@ impl ClientBuilder {
 }
 
 fn parse_url(url: &str) -> Result<Uri, Error> {
-    let invalid = |why: &str| {
-        Error::new(ErrorKind::InvalidUrl).with_source(format!("{url}: {why}"))
-    };
+    let invalid =
+        |why: &str| Error::new(ErrorKind::InvalidUrl).with_source(format!("{url}: {why}"));
     let uri: Uri = url.parse().map_err(|_| invalid("not a valid URL"))?;
     match uri.scheme_str() {
         Some("ws") => {}
@@ -194,8 +191,14 @@ mod tests {
             parse_url("http://localhost").unwrap_err().kind(),
             ErrorKind::InvalidUrl
         );
-        assert_eq!(parse_url("localhost").unwrap_err().kind(), ErrorKind::InvalidUrl);
-        assert_eq!(parse_url("ws://").unwrap_err().kind(), ErrorKind::InvalidUrl);
+        assert_eq!(
+            parse_url("localhost").unwrap_err().kind(),
+            ErrorKind::InvalidUrl
+        );
+        assert_eq!(
+            parse_url("ws://").unwrap_err().kind(),
+            ErrorKind::InvalidUrl
+        );
         assert!(parse_url("wss://localhost").is_err());
     }
 }

@@ -163,7 +163,9 @@ impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding this lock can only come from a bug in this crate; the
         // state is still usable for closing, so recover the guard.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
@@ -410,7 +412,10 @@ impl Inner {
     /// caller, is woken to finish the write.
     pub(crate) fn flush_with_driver_waker(&mut self) {
         self.flush_deferred = false;
-        let waker = self.driver_waker.clone().unwrap_or_else(|| Waker::noop().clone());
+        let waker = self
+            .driver_waker
+            .clone()
+            .unwrap_or_else(|| Waker::noop().clone());
         let _ = self.poll_flush(&mut Context::from_waker(&waker));
     }
 
@@ -480,7 +485,11 @@ impl Inner {
 
     // ----- sending -----
 
-    fn poll_send_ready(&mut self, cx: &mut Context<'_>, write_limit: usize) -> Poll<Result<(), Error>> {
+    fn poll_send_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        write_limit: usize,
+    ) -> Poll<Result<(), Error>> {
         if self.terminated {
             return Poll::Ready(Err(self.closed_error()));
         }
@@ -581,7 +590,13 @@ impl Inner {
         // Dropping the senders tells ping() callers the connection is gone.
         self.pings.clear();
         let closed = self.proto.connection_closed();
-        tracing::debug!(%closed, "connection closed");
+        let code = closed.code().as_u16();
+        match (&self.io_error, self.timed_out, self.proto.close_error()) {
+            (Some(error), _, _) => tracing::info!(code, %closed, %error, "connection closed"),
+            (None, Some(timeout), _) => tracing::info!(code, %closed, timeout, "connection closed"),
+            (None, None, Some(error)) => tracing::info!(code, %closed, %error, "connection closed"),
+            (None, None, None) => tracing::info!(code, %closed, "connection closed"),
+        }
     }
 
     pub(crate) fn is_terminated(&self) -> bool {
@@ -1020,7 +1035,9 @@ impl Drop for Sender {
 
 impl fmt::Debug for Sender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").field("id", &self.shared.id).finish()
+        f.debug_struct("Sender")
+            .field("id", &self.shared.id)
+            .finish()
     }
 }
 

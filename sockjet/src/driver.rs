@@ -81,14 +81,12 @@ fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Po
             if inner.proto.state() == State::Open {
                 if inner.send_ping(random_ping_payload(), None).is_ok() {
                     if let (Some(timeout), None) = (timers.ping_timeout, &timers.ping_deadline) {
-                        timers.ping_deadline = Some(Box::pin(sleep_until(Instant::now() + timeout)));
+                        timers.ping_deadline =
+                            Some(Box::pin(sleep_until(Instant::now() + timeout)));
                     }
                 }
             }
-            timers
-                .next_ping
-                .as_mut()
-                .reset(Instant::now() + interval);
+            timers.next_ping.as_mut().reset(Instant::now() + interval);
             let _ = timers.next_ping.as_mut().poll(cx);
         }
     }
@@ -128,7 +126,9 @@ fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Po
                 Some(sent) if Instant::now() >= sent + timeout => {
                     tracing::debug!("keepalive ping timeout");
                     inner.timed_out = Some("keepalive ping timeout");
-                    inner.proto.fail(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
+                    inner
+                        .proto
+                        .fail(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
                     inner.flush_with_driver_waker();
                     timers.ping_deadline = None;
                 }

@@ -53,7 +53,10 @@ impl Error {
         }
     }
 
-    pub(crate) fn with_source(mut self, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+    pub(crate) fn with_source(
+        mut self,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
         self.source = Some(source.into());
         self
     }
@@ -68,17 +71,15 @@ impl Error {
         cause: Option<&ProtocolError>,
         io: Option<&io::Error>,
     ) -> Self {
-        let (kind, source): (ErrorKind, Option<Box<dyn StdError + Send + Sync>>) =
-            match (cause, io) {
-                (_, Some(io)) => (
-                    ErrorKind::Io,
-                    Some(Box::new(io::Error::new(io.kind(), io.to_string()))),
-                ),
-                (Some(ProtocolError::UnexpectedEof), None) | (None, None) => {
-                    (ErrorKind::Closed, None)
-                }
-                (Some(cause), None) => (ErrorKind::Protocol, Some(Box::new(cause.clone()))),
-            };
+        let (kind, source): (ErrorKind, Option<Box<dyn StdError + Send + Sync>>) = match (cause, io)
+        {
+            (_, Some(io)) => (
+                ErrorKind::Io,
+                Some(Box::new(io::Error::new(io.kind(), io.to_string()))),
+            ),
+            (Some(ProtocolError::UnexpectedEof), None) | (None, None) => (ErrorKind::Closed, None),
+            (Some(cause), None) => (ErrorKind::Protocol, Some(Box::new(cause.clone()))),
+        };
         Self {
             kind,
             closed: Some(Box::new(status)),

@@ -34,8 +34,7 @@ mod server;
 
 pub use sockjet_proto as proto;
 pub use sockjet_proto::{
-    Bytes, CloseCode, CloseFrame, ConnectionClosed, Message, Request, Response, State,
-    Utf8Bytes,
+    Bytes, CloseCode, CloseFrame, ConnectionClosed, Message, Request, Response, State, Utf8Bytes,
 };
 
 pub use client::{ClientBuilder, connect};

@@ -15,7 +15,9 @@ fn config() -> ConnectionConfig {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "ws://127.0.0.1:9001".to_owned());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "ws://127.0.0.1:9001".to_owned());
     let agent = args.next().unwrap_or_else(|| "sockjet".to_owned());
 
     let mut ws = ClientBuilder::new(format!("{url}/getCaseCount"))
@@ -31,7 +33,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for case in 1..=count {
         let case_url = format!("{url}/runCase?case={case}&agent={agent}");
-        match ClientBuilder::new(case_url).connection(config()).connect().await {
+        match ClientBuilder::new(case_url)
+            .connection(config())
+            .connect()
+            .await
+        {
             Ok(mut ws) => {
                 while let Ok(Some(message)) = ws.recv().await {
                     if ws.send(message).await.is_err() {

@@ -251,9 +251,15 @@ mod tests {
     #[test]
     fn non_minimal_lengths_are_accepted() {
         let wire = [0x82, 126, 0, 5];
-        assert_eq!(FrameHeader::decode(&wire).unwrap().unwrap().0.payload_len, 5);
+        assert_eq!(
+            FrameHeader::decode(&wire).unwrap().unwrap().0.payload_len,
+            5
+        );
         let wire = [0x82, 127, 0, 0, 0, 0, 0, 0, 0, 5];
-        assert_eq!(FrameHeader::decode(&wire).unwrap().unwrap().0.payload_len, 5);
+        assert_eq!(
+            FrameHeader::decode(&wire).unwrap().unwrap().0.payload_len,
+            5
+        );
     }
 
     #[test]

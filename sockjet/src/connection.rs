@@ -198,6 +198,13 @@ impl Shared {
                 inner.wake_driver();
                 return Poll::Pending;
             }
+            if inner.pending_write_len() > self.config.write_limit {
+                // The peer does not read what we owe it (pongs, a close): stop reading
+                // until it does, or a ping flood would grow the output without bound.
+                inner.add_drain_waiter(cx.waker());
+                inner.recv_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
             match inner.poll_read_socket(cx) {
                 Poll::Ready(()) => continue,
                 Poll::Pending => {

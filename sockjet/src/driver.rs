@@ -98,7 +98,11 @@ fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Po
     let may_read = !inner.recv_waiting() && (!app_reading || inner.read_wanted);
     for _ in 0..READ_BUDGET {
         inner.flush_with_driver_waker();
-        if !may_read || inner.recv_waiting() || inner.read_done() || inner.queue_len() >= max_queue
+        if !may_read
+            || inner.recv_waiting()
+            || inner.read_done()
+            || inner.queue_len() >= max_queue
+            || inner.pending_write_len() > shared.config.write_limit
         {
             break;
         }

@@ -205,3 +205,40 @@ async fn invalid_utf8_fails_fast_inside_a_partial_frame() {
     let reply = read_to_end(&mut stream).await;
     assert_eq!(close_code_in(&reply), Some(1007));
 }
+
+#[tokio::test]
+async fn ping_flood_from_a_peer_that_never_reads_is_bounded() {
+    for reads in [true, false] {
+        // With an application in recv() and with one that never reads.
+        let addr = if reads {
+            echo_server(ConnectionConfig::default()).await
+        } else {
+            common::server(ConnectionConfig::default(), |ws| async move {
+                tokio::time::sleep(Duration::from_secs(8)).await;
+                drop(ws);
+            })
+            .await
+        };
+        let mut stream = raw_client(addr).await;
+        let ping = masked_frame(0x89, &[b'p'; 125]);
+        let burst: Vec<u8> = ping
+            .iter()
+            .copied()
+            .cycle()
+            .take(ping.len() * 1000)
+            .collect();
+        let mut written = 0usize;
+        for _ in 0..10_000 {
+            match tokio::time::timeout(Duration::from_millis(500), stream.write_all(&burst)).await {
+                Ok(Ok(())) => written += burst.len(),
+                _ => break,
+            }
+        }
+        // Pongs owed pile up only to the write limit; then the server stops reading, and
+        // the kernel buffers (a few MiB on loopback) fill.
+        assert!(
+            written < 256 << 20,
+            "server read {written} bytes of pings without pause"
+        );
+    }
+}

@@ -76,19 +76,16 @@ fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Po
     }
 
     // Keepalive.
-    if timers.next_ping.as_mut().poll(cx).is_ready() {
-        if let Some(interval) = timers.ping_interval {
-            if inner.proto.state() == State::Open {
-                if inner.send_ping(random_ping_payload(), None).is_ok() {
-                    if let (Some(timeout), None) = (timers.ping_timeout, &timers.ping_deadline) {
-                        timers.ping_deadline =
-                            Some(Box::pin(sleep_until(Instant::now() + timeout)));
-                    }
-                }
-            }
-            timers.next_ping.as_mut().reset(Instant::now() + interval);
-            let _ = timers.next_ping.as_mut().poll(cx);
+    if let (Poll::Ready(()), Some(interval)) =
+        (timers.next_ping.as_mut().poll(cx), timers.ping_interval)
+    {
+        let sent = inner.proto.state() == State::Open
+            && inner.send_ping(random_ping_payload(), None).is_ok();
+        if let (true, Some(timeout), None) = (sent, timers.ping_timeout, &timers.ping_deadline) {
+            timers.ping_deadline = Some(Box::pin(sleep_until(Instant::now() + timeout)));
         }
+        timers.next_ping.as_mut().reset(Instant::now() + interval);
+        let _ = timers.next_ping.as_mut().poll(cx);
     }
 
     // Read only if no recv() owns the read registration, and the application is not busy

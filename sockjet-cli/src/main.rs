@@ -1,1 +1,224 @@
-fn main() {}
+//! `sockjet`: the command-line companion of the sockjet WebSocket library.
+//!
+//! - `sockjet serve [ADDR]` runs an echo server, for trying out clients;
+//! - `sockjet connect URL` is an interactive client, like `python -m websockets URL`.
+//!
+//! Errors are printed as one line, `sockjet: ...`, with exit status 1: this is a tool for
+//! people at a terminal, so no `Debug` dumps and no panics for anything the network or
+//! the user can cause.
+
+mod connect;
+mod format;
+mod serve;
+
+use std::{
+    io::{self, IsTerminal as _, Write as _},
+    process::ExitCode,
+    time::Duration,
+};
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use sockjet::ConnectionConfig;
+use tracing_subscriber::{EnvFilter, filter::LevelFilter};
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sockjet",
+    version,
+    about = "WebSocket toolkit: interactive client and echo server",
+    after_help = "Examples:\n  \
+        sockjet serve                       # echo server on ws://127.0.0.1:8765\n  \
+        sockjet serve 0.0.0.0:9000 -v       # on all interfaces, with debug logs\n  \
+        sockjet connect ws://127.0.0.1:8765/chat"
+)]
+struct Cli {
+    /// Log more; repeat for more detail. `serve` logs connections (info) by default,
+    /// `connect` only warnings. RUST_LOG, when set, overrides -v and -q.
+    #[arg(short, long, action = ArgAction::Count, global = true, help_heading = "Logging")]
+    verbose: u8,
+    /// Log less; repeat to silence more.
+    #[arg(
+        short,
+        long,
+        action = ArgAction::Count,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Logging"
+    )]
+    quiet: u8,
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a WebSocket server that echoes every message back to its sender.
+    ///
+    /// Prints `listening on ws://ADDR` once it accepts connections (with the real port when
+    /// ADDR ends in :0) and logs each connection on stderr. Ctrl-C or SIGTERM closes open
+    /// connections with 1001 (going away) and exits.
+    Serve(serve::ServeArgs),
+    /// Open an interactive WebSocket session.
+    ///
+    /// Each line read from stdin is sent as a text message; each message received is
+    /// printed as `< message` (control characters escaped, binary shown in hex). End of
+    /// input (Ctrl-D) or Ctrl-C closes the connection with 1000. Exits with status 0 when
+    /// the connection closes normally (1000, 1001), 1 otherwise.
+    Connect(connect::ConnectArgs),
+}
+
+/// Options shared by client and server connections.
+#[derive(Debug, Args)]
+struct ConnectionArgs {
+    /// Largest message accepted, in bytes; 0 for no limit. A bigger message closes the
+    /// connection with 1009 (message too big).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_size: usize,
+}
+
+impl ConnectionArgs {
+    /// The connection options these arguments ask for.
+    fn config(&self) -> ConnectionConfig {
+        let limit = (self.max_size != 0).then_some(self.max_size);
+        ConnectionConfig::default().max_message_size(limit)
+    }
+}
+
+/// A failure shown to the user as `sockjet: MESSAGE` on stderr, with exit status 1.
+#[derive(Debug)]
+struct Failure(String);
+
+impl Failure {
+    /// Wraps a one-line message.
+    fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// Runs the command line and turns failures into one line on stderr and status 1.
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A server's log is its record of connections; an interactive client's stderr shares
+    // the terminal with the conversation, so it shows only problems by default.
+    let base = match cli.command {
+        Command::Serve(_) => LevelFilter::INFO,
+        Command::Connect(_) => LevelFilter::WARN,
+    };
+    init_logging(base, cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&Failure::new(format!("cannot start: {error}"))),
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Connect(args) => connect::run(args).await,
+        }
+    });
+    // Don't wait for connection tasks that are still winding down: the command is over.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => code,
+        Err(failure) => fail(&failure),
+    }
+}
+
+/// Prints a failure and returns exit status 1.
+fn fail(failure: &Failure) -> ExitCode {
+    eprintln!("sockjet: {}", failure.0);
+    ExitCode::FAILURE
+}
+
+/// Sends logs to stderr, so that stdout carries only what the command prints (the
+/// server's URL, the messages received), which scripts and tests parse.
+///
+/// Each `-v` raises the level by one step from `base`, each `-q` lowers it.
+fn init_logging(base: LevelFilter, verbose: u8, quiet: u8) {
+    const LEVELS: [LevelFilter; 6] = [
+        LevelFilter::OFF,
+        LevelFilter::ERROR,
+        LevelFilter::WARN,
+        LevelFilter::INFO,
+        LevelFilter::DEBUG,
+        LevelFilter::TRACE,
+    ];
+    let base = LEVELS.iter().position(|level| *level == base).unwrap_or(3);
+    let index = (base + usize::from(verbose))
+        .saturating_sub(usize::from(quiet))
+        .min(LEVELS.len() - 1);
+    let filter = EnvFilter::builder()
+        .with_default_directive(LEVELS[index].into())
+        .from_env_lossy();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .init();
+}
+
+/// Prints one line on stdout and flushes it, so that a reader on a pipe sees it at once.
+fn print_line(line: &str) -> Result<(), Failure> {
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|error| Failure::new(format!("cannot write to stdout: {}", io_message(&error))))
+}
+
+/// An I/O error's message without the ` (os error 111)` suffix, which means nothing to
+/// most users and makes the line harder to read.
+fn io_message(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(end) if text.ends_with(')') => text[..end].to_owned(),
+        _ => text,
+    }
+}
+
+/// Parses a number of seconds, `0` meaning "disabled".
+fn parse_seconds(value: &str) -> Result<Option<Duration>, String> {
+    let seconds: f64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number of seconds"))?;
+    if seconds == 0.0 {
+        return Ok(None);
+    }
+    Duration::try_from_secs_f64(seconds)
+        .map(Some)
+        .map_err(|_| format!("{value:?} is not a valid duration"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_parse_with_zero_as_disabled() {
+        assert_eq!(parse_seconds("0"), Ok(None));
+        assert_eq!(parse_seconds("2.5"), Ok(Some(Duration::from_millis(2500))));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn os_error_numbers_are_dropped() {
+        let error = io::Error::from_raw_os_error(111);
+        assert!(
+            !io_message(&error).contains("os error"),
+            "{}",
+            io_message(&error)
+        );
+        assert_eq!(io_message(&io::Error::other("plain")), "plain");
+    }
+}

@@ -1,0 +1,414 @@
+//! End-to-end tests of the `sockjet` binary: what a user sees on stdout and stderr, and
+//! the exit status. Everything talks to 127.0.0.1 and every wait is bounded, so a broken
+//! build fails a test instead of hanging the suite; children are killed on drop.
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::TcpListener,
+    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use sockjet::{CloseCode, Connection, Server};
+
+/// Upper bound for any single wait; generous because CI machines can be slow.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running `sockjet` process, killed on drop.
+struct Sockjet {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: mpsc::Receiver<String>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+/// How a `sockjet` process ended.
+#[derive(Debug)]
+struct Finished {
+    status: ExitStatus,
+    /// Stdout lines not yet taken with [`Sockjet::line`].
+    stdout: Vec<String>,
+    stderr: String,
+}
+
+impl Sockjet {
+    /// Starts `sockjet ARGS` with stdin, stdout and stderr piped.
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sockjet"))
+            .args(args)
+            // The tests check what the default log level prints.
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sockjet");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let (lines, receiver) = mpsc::channel();
+        // Lines go through a channel so that the test can wait for one with a timeout.
+        thread::spawn(move || {
+            for line in stdout.lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Self {
+            child,
+            stdin,
+            stdout: receiver,
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Runs `sockjet ARGS` with stdin closed and waits for it to exit.
+    fn run(args: &[&str]) -> Finished {
+        let mut sockjet = Self::start(args);
+        sockjet.close_stdin();
+        sockjet.finish()
+    }
+
+    /// The next line on stdout.
+    fn line(&self) -> String {
+        self.stdout
+            .recv_timeout(TIMEOUT)
+            .expect("a line on stdout within the timeout")
+    }
+
+    /// Types a line on stdin.
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").expect("write to stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Ends stdin, as Ctrl-D does at a terminal.
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Sends SIGTERM.
+    #[cfg(unix)]
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and collects the rest of its output.
+    fn finish(&mut self) -> Finished {
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for sockjet") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "sockjet did not exit in time");
+            thread::sleep(Duration::from_millis(10));
+        };
+        let stderr = self
+            .stderr
+            .take()
+            .expect("finish called once")
+            .join()
+            .expect("stderr reader");
+        // Stdout is at EOF once stderr is, short of a grandchild holding it open.
+        let stdout = self.stdout.iter().collect();
+        Finished {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Sockjet {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts `sockjet serve` on a free port and returns it with its URL.
+fn serve(options: &[&str]) -> (Sockjet, String) {
+    let mut args = vec!["serve", "127.0.0.1:0"];
+    args.extend_from_slice(options);
+    let server = Sockjet::start(&args);
+    let line = server.line();
+    let url = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+    assert!(!url.ends_with(":0"), "the real port is printed: {url}");
+    (server, url)
+}
+
+/// Runs a scripted WebSocket server in the test process; returns its runtime (keep it
+/// alive for the test) and URL.
+fn scripted_server<H, F>(handler: H) -> (tokio::runtime::Runtime, String)
+where
+    H: Fn(Connection) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let server = runtime
+        .block_on(Server::bind("127.0.0.1:0"))
+        .expect("bind test server");
+    let url = format!("ws://{}", server.local_addr());
+    runtime.spawn(server.serve(handler));
+    (runtime, url)
+}
+
+/// Asserts that stderr is exactly one `sockjet: ...` line and returns it.
+fn one_error_line(finished: &Finished) -> &str {
+    assert_eq!(finished.status.code(), Some(1), "{finished:?}");
+    let line = finished
+        .stderr
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("stderr ends with a newline: {finished:?}"));
+    assert!(!line.contains('\n'), "one line: {finished:?}");
+    assert!(line.starts_with("sockjet: "), "{finished:?}");
+    line
+}
+
+#[test]
+fn echo_session_between_serve_and_connect() {
+    let (server, url) = serve(&["--echo", "--ping-interval", "0.2", "--ping-timeout", "5"]);
+    let url = format!("{url}/chat");
+    let mut client = Sockjet::start(&["connect", &url]);
+    assert_eq!(client.line(), format!("Connected to {url}."));
+
+    client.type_line("hello");
+    assert_eq!(client.line(), "< hello");
+    client.type_line("tab\there, wörld");
+    assert_eq!(client.line(), r"< tab\there, wörld");
+    // Longer than a keepalive interval: pings must not disturb the session.
+    thread::sleep(Duration::from_millis(500));
+    client.type_line("");
+    assert_eq!(client.line(), "< ");
+
+    client.close_stdin();
+    let finished = client.finish();
+    assert!(finished.status.success(), "{finished:?}");
+    assert_eq!(finished.stdout, ["Connection closed: 1000 (OK)."]);
+    assert_eq!(finished.stderr, "", "connect logs only problems by default");
+
+    #[cfg(unix)]
+    {
+        let mut server = server;
+        server.terminate();
+        let finished = server.finish();
+        assert!(finished.status.success(), "{finished:?}");
+        let log = &finished.stderr;
+        assert!(log.contains("connection open"), "{log}");
+        assert!(log.contains("path=\"/chat\""), "{log}");
+        assert!(log.contains("peer=127.0.0.1:"), "{log}");
+        assert!(log.contains("connection closed"), "{log}");
+        assert!(log.contains("code=1000"), "{log}");
+    }
+    #[cfg(not(unix))]
+    drop(server);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_closes_connections_with_1001_and_exits_cleanly() {
+    let (server, url) = serve(&[]);
+    let mut client = Sockjet::start(&["connect", &url]);
+    assert_eq!(client.line(), format!("Connected to {url}."));
+    // An echo proves the connection is open on the server's side too.
+    client.type_line("ready");
+    assert_eq!(client.line(), "< ready");
+
+    server.terminate();
+    let finished = client.finish();
+    assert!(
+        finished.status.success(),
+        "1001 is a normal close: {finished:?}"
+    );
+    assert_eq!(
+        finished.stdout,
+        ["Connection closed: 1001 (going away) server shutting down."]
+    );
+    let mut server = server;
+    let finished = server.finish();
+    assert!(finished.status.success(), "{finished:?}");
+    assert!(finished.stderr.contains("shutting down"), "{finished:?}");
+}
+
+#[test]
+fn server_messages_are_escaped_and_its_close_reported() {
+    let (_runtime, url) = scripted_server(|ws| async move {
+        let _ = ws.send("a\nb\x1b").await;
+        let _ = ws.send(vec![1u8, 2, 3]).await;
+        let _ = ws.close(CloseCode::GOING_AWAY, "done").await;
+    });
+    let mut client = Sockjet::start(&["connect", &url]);
+    let finished = client.finish();
+    assert!(finished.status.success(), "{finished:?}");
+    assert_eq!(
+        finished.stdout,
+        [
+            format!("Connected to {url}."),
+            r"< a\nb\x1b".to_owned(),
+            "< (binary) 3 bytes: 01 02 03".to_owned(),
+            "Connection closed: 1001 (going away) done.".to_owned(),
+        ]
+    );
+    assert_eq!(finished.stderr, "");
+}
+
+#[test]
+fn abnormal_server_close_exits_with_status_1() {
+    let (_runtime, url) = scripted_server(|ws| async move {
+        let _ = ws.close(CloseCode::INTERNAL_ERROR, "oops").await;
+    });
+    let mut client = Sockjet::start(&["connect", &url]);
+    let finished = client.finish();
+    assert_eq!(finished.status.code(), Some(1), "{finished:?}");
+    assert_eq!(
+        finished.stdout,
+        [
+            format!("Connected to {url}."),
+            "Connection closed: 1011 (internal error) oops.".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn connect_max_size_rejects_bigger_messages() {
+    let (_runtime, url) = scripted_server(|mut ws| async move {
+        let _ = ws.send("x".repeat(100)).await;
+        // Wait for the client's close frame.
+        while let Ok(Some(_)) = ws.recv().await {}
+    });
+    let mut client = Sockjet::start(&["connect", "--max-size", "10", &url]);
+    let finished = client.finish();
+    let line = one_error_line(&finished);
+    assert!(line.contains("100 bytes over the limit of 10"), "{line}");
+    assert_eq!(finished.stdout[0], format!("Connected to {url}."));
+    // The client fails the connection with 1009; whether the server's reply arrives
+    // before the socket closes is a race, so only the code is checked.
+    assert_eq!(finished.stdout.len(), 2, "{finished:?}");
+    assert!(
+        finished.stdout[1].starts_with("Connection closed: ")
+            && finished.stdout[1].contains("1009 (message too big)"),
+        "{finished:?}"
+    );
+}
+
+#[test]
+fn serve_max_size_rejects_bigger_messages() {
+    let (_server, url) = serve(&["--max-size", "10"]);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let closed = runtime.block_on(async {
+        let mut ws = sockjet::connect(&url).await.expect("connect");
+        ws.send("small").await.expect("send");
+        assert_eq!(
+            ws.recv().await.expect("echo").unwrap().as_text(),
+            Some("small")
+        );
+        ws.send("x".repeat(11)).await.expect("send");
+        let _ = tokio::time::timeout(TIMEOUT, ws.recv()).await;
+        tokio::time::timeout(TIMEOUT, ws.closed())
+            .await
+            .expect("closed in time")
+    });
+    assert_eq!(closed.code(), CloseCode::MESSAGE_TOO_BIG, "{closed}");
+}
+
+#[test]
+fn bad_url_is_one_line() {
+    let finished = Sockjet::run(&["connect", "foo"]);
+    assert_eq!(
+        one_error_line(&finished),
+        r#"sockjet: invalid URL "foo": missing ws:// scheme"#
+    );
+    assert!(finished.stdout.is_empty(), "{finished:?}");
+}
+
+#[test]
+fn refused_connection_is_one_line() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("find a free port")
+        .port();
+    let url = format!("ws://127.0.0.1:{port}");
+    let finished = Sockjet::run(&["connect", &url]);
+    let line = one_error_line(&finished);
+    assert!(
+        line.starts_with(&format!("sockjet: cannot connect to {url}: ")),
+        "{line}"
+    );
+    assert!(line.to_lowercase().contains("refused"), "{line}");
+    assert!(!line.contains("os error"), "{line}");
+}
+
+#[test]
+fn rejected_handshake_shows_the_http_status() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("ws://{}/missing", listener.local_addr().expect("address"));
+    let http = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        // Read the request head before answering, as a real HTTP server would.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let _ = stream.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
+        );
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    let finished = Sockjet::run(&["connect", &url]);
+    let request = http.join().expect("HTTP thread");
+    assert!(
+        request.starts_with("GET /missing HTTP/1.1\r\n"),
+        "{request}"
+    );
+    assert_eq!(
+        one_error_line(&finished),
+        "sockjet: handshake failed: server rejected WebSocket connection: HTTP 404 Not Found"
+    );
+}
+
+#[test]
+fn address_in_use_is_one_line() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    let finished = Sockjet::run(&["serve", &addr]);
+    let line = one_error_line(&finished);
+    assert!(
+        line.starts_with(&format!("sockjet: cannot listen on {addr}: ")),
+        "{line}"
+    );
+    assert!(line.to_lowercase().contains("in use"), "{line}");
+    assert!(finished.stdout.is_empty(), "{finished:?}");
+}
+
+#[test]
+fn invalid_option_values_are_rejected_by_the_parser() {
+    let finished = Sockjet::run(&["serve", "--ping-interval", "soon"]);
+    assert_eq!(finished.status.code(), Some(2), "usage error: {finished:?}");
+    assert!(
+        finished.stderr.contains("not a number of seconds"),
+        "{finished:?}"
+    );
+}

@@ -246,6 +246,24 @@ impl ClientProtocol {
         self.subprotocol.as_deref()
     }
 
+    /// Bytes received and not yet turned into events (see [`Protocol::buffered_len`]).
+    /// During the handshake, the part of the head read so far and what followed it. A
+    /// driver stops reading while this is large and the application is not taking events.
+    ///
+    /// ```
+    /// # use sockjet_proto::{ClientConfig, ClientProtocol};
+    /// let uri = "ws://example.com/".parse().unwrap();
+    /// let mut client = ClientProtocol::new(&uri, ClientConfig::default());
+    /// client.receive_data(b"HTTP/1.1 ");
+    /// assert_eq!(client.buffered_len(), 9);
+    /// ```
+    pub fn buffered_len(&self) -> usize {
+        match self.phase {
+            Phase::Open => self.protocol.buffered_len(),
+            _ => self.input.len(),
+        }
+    }
+
     /// The inner connection, for its getters (such as
     /// [`close_error`](Protocol::close_error)).
     ///
@@ -264,11 +282,16 @@ impl ClientProtocol {
     /// server before sending any further data".
     ///
     /// ```
-    /// # use sockjet_proto::{ClientConfig, ClientProtocol};
+    /// # use sockjet_proto::{ClientConfig, ClientProtocol, State};
     /// let uri = "ws://example.com/".parse().unwrap();
-    /// let mut client = ClientProtocol::new(&uri, ClientConfig::default());
-    /// // ... once client.state() is State::Open:
-    /// # let _ = client.protocol_mut();
+    /// let mut client = ClientProtocol::with_key(&uri, ClientConfig::default(), [0; 16]);
+    /// client.send_request(client.connect_request()).unwrap();
+    /// client.receive_data(
+    ///     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///       Sec-WebSocket-Accept: ICX+Yqv66kxgM0FcWaLWlFLwTAI=\r\n\r\n",
+    /// );
+    /// assert_eq!(client.state(), State::Open);
+    /// client.protocol_mut().send_text("hello").unwrap();
     /// ```
     pub fn protocol_mut(&mut self) -> &mut Protocol {
         &mut self.protocol
@@ -544,9 +567,10 @@ impl ClientProtocol {
                 }
             }
         }
-        if let Phase::ReadingRejectionBody { length, .. } = self.phase
-            && (self.input.len() >= length || self.eof_received)
-        {
+        if let Phase::ReadingRejectionBody { length, .. } = self.phase {
+            if self.input.len() < length && !self.eof_received {
+                return;
+            }
             let Phase::ReadingRejectionBody { mut response, .. } =
                 mem::replace(&mut self.phase, Phase::Closed)
             else {

@@ -141,6 +141,7 @@ pub struct Protocol {
     discarding: bool,
     eof_pending: bool,
     eof_sent: bool,
+    eof_received: bool,
     close_rcvd: Option<CloseFrame>,
     close_sent: Option<CloseFrame>,
     close_rcvd_then_sent: Option<bool>,
@@ -183,6 +184,7 @@ impl Protocol {
             discarding: false,
             eof_pending: false,
             eof_sent: false,
+            eof_received: false,
             close_rcvd: None,
             close_sent: None,
             close_rcvd_then_sent: None,
@@ -296,10 +298,7 @@ impl Protocol {
     /// assert!(client.next_event().is_some());
     /// ```
     pub fn receive_data(&mut self, data: &[u8]) {
-        debug_assert!(
-            self.state != State::Closed,
-            "receive_data after receive_eof"
-        );
+        debug_assert!(!self.eof_received, "receive_data after receive_eof");
         if !self.discarding {
             self.input.extend_from_slice(data);
         }
@@ -342,17 +341,14 @@ impl Protocol {
     /// assert_eq!(server.close_error(), Some(&ProtocolError::UnexpectedEof));
     /// ```
     pub fn receive_eof(&mut self) {
-        if self.state == State::Closed {
+        if self.state == State::Closed || self.eof_received {
             return;
         }
-        if self.close_rcvd.is_none() && self.close_error.is_none() {
-            self.close_error = Some(ProtocolError::UnexpectedEof);
-        }
-        self.state = State::Closed;
-        self.discard_input();
-        if !self.eof_sent {
-            // Our half of the TCP connection closes too.
-            self.send_eof();
+        self.eof_received = true;
+        // Complete frames received before the EOF are still delivered by next_event(),
+        // which finishes the EOF once nothing complete is left.
+        if self.discarding || !self.has_complete_frame() {
+            self.finish_eof();
         }
     }
 
@@ -373,7 +369,7 @@ impl Protocol {
     /// assert_eq!(wire, b"\x81\x02hi");
     /// ```
     pub fn send_text(&mut self, text: &str) -> Result<(), ApiMisuse> {
-        self.check_can_send_data()?;
+        self.check_can_send_message()?;
         self.write_message_slice(OpCode::Text, text.as_bytes());
         Ok(())
     }
@@ -391,7 +387,7 @@ impl Protocol {
     /// assert_eq!(server.outgoing().len(), 4);
     /// ```
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ApiMisuse> {
-        self.check_can_send_data()?;
+        self.check_can_send_message()?;
         self.write_message_slice(OpCode::Binary, data);
         Ok(())
     }
@@ -410,7 +406,7 @@ impl Protocol {
     /// assert_eq!(server.outgoing().len(), 4 + 10_000);
     /// ```
     pub fn send_message(&mut self, message: Message) -> Result<(), ApiMisuse> {
-        self.check_can_send_data()?;
+        self.check_can_send_message()?;
         let (opcode, payload) = match message {
             Message::Text(text) => (OpCode::Text, text.into_bytes()),
             Message::Binary(data) => (OpCode::Binary, data),
@@ -571,6 +567,16 @@ impl Protocol {
     /// assert_eq!(client.next_event(), None);
     /// ```
     pub fn next_event(&mut self) -> Option<Event> {
+        let event = self.parse_next_event();
+        if event.is_none() && self.eof_received {
+            self.finish_eof();
+        }
+        event
+    }
+
+    /// The body of [`next_event`](Self::next_event): parses until an event or a need for
+    /// more bytes.
+    fn parse_next_event(&mut self) -> Option<Event> {
         loop {
             if self.discarding {
                 self.discard_input();
@@ -885,6 +891,37 @@ impl Protocol {
         self.discard_input();
     }
 
+    /// Whether the input holds a whole frame (or a header that fails), i.e. whether
+    /// `next_event` has anything left to say before the EOF.
+    fn has_complete_frame(&self) -> bool {
+        let (header, header_len) = match self.partial {
+            Some(partial) => (partial.header, partial.header_len),
+            None => match FrameHeader::decode(&self.input) {
+                Ok(Some(decoded)) => decoded,
+                Ok(None) => return false,
+                Err(_) => return true,
+            },
+        };
+        (self.input.len() - header_len) as u64 >= header.payload_len
+    }
+
+    /// The stream ended and everything complete before it was processed.
+    fn finish_eof(&mut self) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.close_rcvd.is_none() && self.close_error.is_none() {
+            // Mid-frame, mid-message, or simply without a closing handshake.
+            self.close_error = Some(ProtocolError::UnexpectedEof);
+        }
+        self.state = State::Closed;
+        self.discard_input();
+        if !self.eof_sent {
+            // Our half of the TCP connection closes too.
+            self.send_eof();
+        }
+    }
+
     fn discard_input(&mut self) {
         self.partial = None;
         self.assembly = None;
@@ -904,6 +941,17 @@ impl Protocol {
             State::Open if self.close_sent.is_none() => Ok(()),
             State::Connecting => Err(ApiMisuse::NotOpen),
             _ => Err(ApiMisuse::SendAfterClose),
+        }
+    }
+
+    /// A whole message cannot be sent in the middle of a fragmented one (RFC 6455 §5.4:
+    /// "the fragments of one message MUST NOT be interleaved between the fragments of
+    /// another message").
+    fn check_can_send_message(&self) -> Result<(), ApiMisuse> {
+        self.check_can_send_data()?;
+        match self.sending_fragmented {
+            Some(_) => Err(ApiMisuse::BadFragmentSequence),
+            None => Ok(()),
         }
     }
 

@@ -75,6 +75,8 @@ pub struct ServerProtocol {
     /// split off) whatever the client sent behind it.
     input: BytesMut,
     server_header: Option<HeaderValue>,
+    /// The valid request, until `next_event` returns it.
+    pending_request: Option<Request>,
     handshake_error: Option<HandshakeError>,
     subprotocol: Option<String>,
     eof_received: bool,
@@ -88,10 +90,8 @@ pub struct ServerProtocol {
 enum Phase {
     /// Waiting for the end of the request head.
     ReadingRequest,
-    /// The request is valid; `next_event` has not returned it yet.
-    RequestReceived(Request),
-    /// The application has the request and answers it with `send_response`.
-    AwaitingResponse,
+    /// The request is valid; the application answers it with `send_response`.
+    RequestReceived,
     /// A 101 was sent: `protocol` runs the connection.
     Open,
     /// The handshake failed or was rejected; input is ignored.
@@ -125,6 +125,7 @@ impl ServerProtocol {
             }),
             input: BytesMut::with_capacity(INITIAL_CAPACITY),
             server_header,
+            pending_request: None,
             handshake_error: None,
             subprotocol: None,
             eof_received: false,
@@ -147,9 +148,7 @@ impl ServerProtocol {
     /// ```
     pub fn state(&self) -> State {
         match self.phase {
-            Phase::ReadingRequest | Phase::RequestReceived(_) | Phase::AwaitingResponse => {
-                State::Connecting
-            }
+            Phase::ReadingRequest | Phase::RequestReceived => State::Connecting,
             Phase::Open => self.protocol.state(),
             Phase::Closed => State::Closed,
         }
@@ -181,6 +180,23 @@ impl ServerProtocol {
         self.subprotocol.as_deref()
     }
 
+    /// Bytes received and not yet turned into events (see [`Protocol::buffered_len`]).
+    /// During the handshake, the part of the head read so far and what followed it. A
+    /// driver stops reading while this is large and the application is not taking events.
+    ///
+    /// ```
+    /// # use sockjet_proto::{ServerConfig, ServerProtocol};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// server.receive_data(b"GET / HTTP/1.1\r\n");
+    /// assert_eq!(server.buffered_len(), 16);
+    /// ```
+    pub fn buffered_len(&self) -> usize {
+        match self.phase {
+            Phase::Open => self.protocol.buffered_len(),
+            _ => self.input.len(),
+        }
+    }
+
     /// The inner connection, for its getters (such as
     /// [`close_error`](Protocol::close_error)).
     ///
@@ -197,10 +213,16 @@ impl ServerProtocol {
     /// 101 response: it would reach the client ahead of the response.
     ///
     /// ```
-    /// # use sockjet_proto::{ServerConfig, ServerProtocol};
+    /// # use sockjet_proto::{Event, ServerConfig, ServerProtocol, State};
     /// let mut server = ServerProtocol::new(ServerConfig::default());
-    /// // ... after send_response(accept):
-    /// # let _ = server.protocol_mut();
+    /// server.receive_data(
+    ///     b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    /// );
+    /// let Some(Event::Request(request)) = server.next_event() else { panic!() };
+    /// server.send_response(server.accept(&request)).unwrap();
+    /// assert_eq!(server.state(), State::Open);
+    /// server.protocol_mut().send_text("welcome").unwrap();
     /// ```
     pub fn protocol_mut(&mut self) -> &mut Protocol {
         &mut self.protocol
@@ -419,10 +441,12 @@ impl ServerProtocol {
     pub fn send_response(&mut self, response: Response) -> Result<(), ApiMisuse> {
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         match self.phase {
-            Phase::RequestReceived(_) | Phase::AwaitingResponse => {}
+            Phase::RequestReceived => {}
             Phase::ReadingRequest if !switching => {}
             _ => return Err(ApiMisuse::NotConnecting),
         }
+        // The application may answer without having taken the request.
+        self.pending_request = None;
         self.write_response(&response);
         if !switching {
             self.close_after_response();
@@ -461,12 +485,7 @@ impl ServerProtocol {
         // A driver may have read straight into `receive_buffer`.
         self.receive_request();
         match self.phase {
-            Phase::RequestReceived(_) => {
-                match mem::replace(&mut self.phase, Phase::AwaitingResponse) {
-                    Phase::RequestReceived(request) => Some(Event::Request(request)),
-                    _ => unreachable!("matched just above"),
-                }
-            }
+            Phase::RequestReceived => self.pending_request.take().map(Event::Request),
             Phase::Open => self.protocol.next_event(),
             _ => None,
         }
@@ -545,7 +564,10 @@ impl ServerProtocol {
             Ok(request)
         });
         match request {
-            Ok(request) => self.phase = Phase::RequestReceived(request),
+            Ok(request) => {
+                self.phase = Phase::RequestReceived;
+                self.pending_request = Some(request);
+            }
             Err(error) => self.fail(error),
         }
     }
@@ -590,6 +612,15 @@ fn validate_request(request: &Request) -> Result<(), HandshakeError> {
     }
     if request.version() != Version::HTTP_11 {
         return Err(HandshakeError::UnsupportedHttpVersion);
+    }
+    // §4.2.1 item 1 goes on: "including a "Request-URI" [RFC2616] that should be
+    // interpreted as a /resource name/ defined in Section 3 (or an absolute HTTP/HTTPS URI
+    // containing the /resource name/)". That rules out "*" and "host:port".
+    let target = request.uri();
+    if target.scheme().is_none() && !target.path().starts_with('/') {
+        return Err(HandshakeError::MalformedHttp(
+            "request target is not a path".to_owned(),
+        ));
     }
     let headers = request.headers();
     // §4.2.1 item 2: "A |Host| header field containing the server's authority", and

@@ -104,8 +104,9 @@ pub(crate) struct Inner {
     /// Live `Connection` and `Sender` handles; at zero the driver closes with 1000.
     pub(crate) handles: usize,
     flush_deferred: bool,
-    /// The application called `close()`: it will not read what comes before the close.
+    /// The application called `close()`: messages beyond the queue are dropped.
     pub(crate) discard_messages: bool,
+    max_queue: usize,
     pub(crate) timed_out: Option<&'static str>,
 }
 
@@ -152,6 +153,7 @@ impl Shared {
                 handles: 1,
                 flush_deferred: false,
                 discard_messages: false,
+                max_queue: config.max_queue,
                 timed_out: None,
             }),
             config,
@@ -181,8 +183,6 @@ impl Shared {
                 inner.recv_waker = None;
                 return Poll::Ready(inner.final_status());
             }
-            // Parse one message at a time: a protocol error behind it must not close the
-            // connection before the application has handled (and answered) it.
             inner.process_events(1);
             if !inner.inbound.is_empty() {
                 continue;
@@ -301,7 +301,6 @@ impl Shared {
     fn start_close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
         let mut inner = self.lock();
         inner.discard_messages = true;
-        inner.inbound.clear();
         if inner.proto.state() == State::Open {
             inner.proto.send_close(code, reason)?;
         }
@@ -442,12 +441,18 @@ impl Inner {
 
     /// Turns buffered bytes into queued messages, up to `max_queue`. Control frames are
     /// handled (and answered by the core) as they are parsed.
-    pub(crate) fn process_events(&mut self, max_queue: usize) {
-        while self.inbound.len() < max_queue {
+    /// After a local close, messages still queue (a reader in another task gets them)
+    /// but are dropped when the queue is full, so the closing handshake never stalls.
+    ///
+    /// Parses until `limit` messages are queued (1 from `recv()`, so that a protocol
+    /// error behind a message cannot close the connection before the application has
+    /// answered it; `max_queue` from the driver).
+    pub(crate) fn process_events(&mut self, limit: usize) {
+        while self.inbound.len() < limit || self.discard_messages {
             match self.proto.next_event() {
                 None => break,
                 Some(Event::Message(message)) => {
-                    if !self.discard_messages {
+                    if self.inbound.len() < self.max_queue {
                         self.inbound.push_back(message);
                     }
                 }
@@ -573,7 +578,9 @@ impl Inner {
         let output_done = self.outbox.is_empty()
             && self.proto.outgoing().is_empty()
             && self.shutdown != ShutdownState::Pending;
-        if self.stream.is_none() || (self.read_done && output_done) {
+        // The core must have processed the EOF too (frames before it are delivered).
+        let input_done = self.read_done && self.proto.state() == State::Closed;
+        if self.stream.is_none() || (input_done && output_done) {
             self.terminate();
         }
         self.terminated

@@ -98,13 +98,13 @@ fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Po
         if !may_read
             || inner.recv_waiting()
             || inner.read_done()
-            || inner.queue_len() >= max_queue
+            || (inner.queue_len() >= max_queue && !inner.discard_messages)
             || inner.pending_write_len() > shared.config.write_limit
         {
             break;
         }
         inner.process_events(max_queue);
-        if inner.queue_len() >= max_queue {
+        if inner.queue_len() >= max_queue && !inner.discard_messages {
             break;
         }
         if inner.poll_read_socket(cx).is_pending() {

@@ -79,8 +79,9 @@ impl HeadParser {
         while let Some(position) = self.find_line_feed(buffer) {
             let line_feed = self.scanned + position;
             self.scanned = line_feed + 1;
-            // RFC 9112 §2.2 lets a recipient accept a bare LF as a line terminator; like
-            // httparse's strict mode we do not, so the end of the head is unambiguous.
+            // RFC 9112 §2.2 lets a recipient accept a bare LF as a line terminator. We do
+            // not: no WebSocket client sends one, and a single terminator keeps the end of
+            // the head unambiguous (bare LFs are a classic request smuggling ingredient).
             if line_feed == self.line_start || buffer[line_feed - 1] != b'\r' {
                 return Err(HandshakeError::MalformedHttp(
                     "line not terminated by CRLF".to_owned(),

@@ -1,0 +1,14 @@
+//! Harness of sockjet's interop tests (`cargo test -p sockjet-interop`).
+//!
+//! The tests in `tests/` run sockjet against other WebSocket implementations: Python
+//! `websockets` and Node.js `ws` (as client and as server) and headless Chromium. The
+//! peers are small scripted programs in `peers/` that print one JSON line per observation;
+//! this crate finds them ([`deps`]), runs them ([`process`]) and plays sockjet's side of
+//! the same script ([`scenario`]).
+//!
+//! Their dependencies are installed by `scripts/install-test-deps.sh`; a test whose
+//! dependency is missing fails and says so.
+
+pub mod deps;
+pub mod process;
+pub mod scenario;

@@ -1,0 +1,286 @@
+//! 5. Headless Chromium ↔ sockjet server (peers/browser.html).
+//!
+//! The page talks to a sockjet server on three paths: `/echo` (sockjet echoes, and pings
+//! the browser once), `/server-closes` (sockjet sends one message and closes with 1001)
+//! and `/report` (the page sends its JSON results). The test checks both sides.
+
+use std::{path::PathBuf, time::Duration};
+
+use serde_json::{Value, json};
+use sockjet::{CloseCode, CloseFrame, Connection, ConnectionClosed, Message, Server};
+use sockjet_interop::{
+    deps,
+    process::{PeerCommand, PeerProcess},
+    scenario::{GOING_AWAY_REASON, MIB, connection_config, large_text},
+};
+use tokio::{sync::mpsc, time::timeout};
+
+/// Chromium's start on a busy 2-core machine is the slow part.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a handler saw, for the test.
+#[derive(Debug)]
+enum Seen {
+    /// `/echo`: the messages (type, length), the ping RTT, how `recv` ended, how it closed.
+    Echo {
+        messages: Vec<(&'static str, usize)>,
+        rtt: Option<Result<Duration, String>>,
+        end: Result<(), String>,
+        closed: ConnectionClosed,
+    },
+    /// `/server-closes`: the result of `send` and `close`, and how it closed.
+    ServerCloses {
+        result: Result<(), String>,
+        closed: ConnectionClosed,
+    },
+    /// `/report`: the page's results.
+    Report(Result<Value, String>),
+}
+
+async fn echo(mut ws: Connection) -> Seen {
+    let mut messages = Vec::new();
+    let mut rtt = None;
+    let end = loop {
+        match ws.recv().await {
+            Ok(Some(message)) => {
+                messages.push((
+                    if message.is_text() { "text" } else { "binary" },
+                    message.len(),
+                ));
+                if rtt.is_none() {
+                    // The browser must answer sockjet's ping.
+                    rtt = Some(
+                        timeout(Duration::from_secs(10), ws.ping())
+                            .await
+                            .map_err(|_| "timed out".to_owned())
+                            .and_then(|result| result.map_err(|error| error.to_string())),
+                    );
+                }
+                if let Err(error) = ws.send(message).await {
+                    break Err(format!("echo send: {error}"));
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(format!("recv: {error}")),
+        }
+    };
+    let closed = ws.closed().await;
+    Seen::Echo {
+        messages,
+        rtt,
+        end,
+        closed,
+    }
+}
+
+async fn server_closes(ws: Connection) -> Seen {
+    let result = async {
+        ws.send("bye from sockjet")
+            .await
+            .map_err(|error| format!("send: {error}"))?;
+        ws.close(CloseCode::GOING_AWAY, GOING_AWAY_REASON)
+            .await
+            .map_err(|error| format!("close: {error}"))
+    }
+    .await;
+    Seen::ServerCloses {
+        result,
+        closed: ws.closed().await,
+    }
+}
+
+async fn report(mut ws: Connection) -> Seen {
+    let report = match ws.recv().await {
+        Ok(Some(Message::Text(text))) => {
+            serde_json::from_str(&text).map_err(|error| format!("not JSON ({error}): {}", &*text))
+        }
+        other => Err(format!("expected the JSON report, got {other:?}")),
+    };
+    while let Ok(Some(_)) = ws.recv().await {}
+    Seen::Report(report)
+}
+
+fn page_url(port: u16) -> String {
+    let page: PathBuf = deps::peer_script("browser.html")
+        .canonicalize()
+        .expect("canonical path of browser.html");
+    let mut url = String::from("file://");
+    for byte in page.to_str().expect("UTF-8 path").bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                url.push(char::from(byte));
+            }
+            _ => url.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    format!("{url}?port={port}")
+}
+
+/// A Chromium profile directory, removed on drop.
+struct Profile(PathBuf);
+
+impl Profile {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.subsec_nanos());
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("chromium-profile-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the Chromium profile directory");
+        Self(dir)
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn chromium_with_sockjet_server() {
+    let started = std::time::Instant::now();
+    let chromium = deps::chromium();
+    let server = Server::builder()
+        .connection(connection_config(None))
+        .bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let port = server.local_addr().port();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Seen>();
+    let serving = tokio::spawn(server.serve(move |ws: Connection| {
+        let tx = tx.clone();
+        async move {
+            let seen = match ws.path() {
+                "/echo" => echo(ws).await,
+                "/server-closes" => server_closes(ws).await,
+                "/report" => report(ws).await,
+                other => Seen::Report(Err(format!("unexpected path {other:?}"))),
+            };
+            let _ = tx.send(seen);
+        }
+    }));
+
+    let profile = Profile::new();
+    let browser = PeerCommand {
+        name: "chromium".to_owned(),
+        program: chromium,
+        args: [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ]
+        .into_iter()
+        .map(Into::into)
+        .chain([
+            format!("--user-data-dir={}", profile.0.display()).into(),
+            page_url(port).into(),
+        ])
+        .collect(),
+        envs: Vec::new(),
+    };
+    let mut chromium = PeerProcess::spawn(&browser);
+
+    // The three handlers report in any order; the report comes last from the page.
+    let collect = async {
+        let (mut echo, mut closes, mut report) = (None, None, None);
+        while echo.is_none() || closes.is_none() || report.is_none() {
+            match rx.recv().await {
+                None => return Err("the server stopped".to_owned()),
+                Some(seen @ Seen::Echo { .. }) => echo = Some(seen),
+                Some(seen @ Seen::ServerCloses { .. }) => closes = Some(seen),
+                Some(Seen::Report(result)) => report = Some(result?),
+            }
+        }
+        Ok((echo.unwrap(), closes.unwrap(), report.unwrap()))
+    };
+    let (echo, closes, report) = chromium
+        .while_running(BROWSER_TIMEOUT, collect)
+        .await
+        .unwrap_or_else(|error| chromium.fail(format!("chromium ↔ sockjet server: {error}")));
+    drop(chromium); // kills the browser and its children
+    serving.abort();
+
+    // What the page saw.
+    let expected = json!({
+        "errors": [],
+        "echo": {
+            "text": {"type": "text", "data": "héllo from chromium ✓ 🦀"},
+            "binary": {
+                "type": "binary",
+                "hex": (0..=255u8).map(|b| format!("{b:02x}")).collect::<String>(),
+            },
+            "big_binary": {"type": "binary", "len": MIB, "equal": true},
+            "big_text": {"type": "text", "len": large_text().len(), "equal": true},
+            "after_close": "closed",
+            "close": {"code": 1000, "reason": "done", "wasClean": true},
+        },
+        "server_closes": {
+            "messages": ["bye from sockjet"],
+            "close": {"code": 1001, "reason": GOING_AWAY_REASON, "wasClean": true},
+        },
+    });
+    assert_eq!(
+        report, expected,
+        "the page's report (left) differs from the expected one (right)"
+    );
+
+    // What sockjet saw.
+    let Seen::Echo {
+        messages,
+        rtt,
+        end,
+        closed,
+    } = echo
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        messages,
+        [
+            ("text", "héllo from chromium ✓ 🦀".len()),
+            ("binary", 256),
+            ("binary", MIB),
+            ("text", large_text().len())
+        ],
+        "messages sockjet received on /echo"
+    );
+    let rtt = rtt
+        .expect("sockjet pinged")
+        .unwrap_or_else(|error| panic!("sockjet's ping to chromium: {error}"));
+    assert_eq!(end, Ok(()), "recv on /echo after the browser's close(1000)");
+    let done = CloseFrame::new(CloseCode::NORMAL_CLOSURE, "done");
+    assert_eq!(
+        closed,
+        ConnectionClosed {
+            rcvd: Some(done.clone()),
+            sent: Some(done),
+            rcvd_then_sent: Some(true),
+        },
+        "how /echo closed"
+    );
+    let Seen::ServerCloses { result, closed } = closes else {
+        unreachable!()
+    };
+    assert_eq!(result, Ok(()), "send and close(1001) on /server-closes");
+    let going_away = CloseFrame::new(CloseCode::GOING_AWAY, GOING_AWAY_REASON);
+    assert_eq!(
+        closed,
+        ConnectionClosed {
+            rcvd: Some(going_away.clone()),
+            sent: Some(going_away),
+            rcvd_then_sent: Some(false),
+        },
+        "how /server-closes closed (chromium echoes code and reason)"
+    );
+    println!(
+        "chromium ↔ sockjet server: ok in {:?} (ping RTT {rtt:?}; /server-closes: {closed})",
+        started.elapsed()
+    );
+}

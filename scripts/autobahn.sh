@@ -25,12 +25,27 @@ done
 status=0
 echo "== autobahn: server side (cases $cases)"
 python3 "$runner" server "ws://127.0.0.1:$port" --cases "$cases" --exclude '' --strict \
-    --out "$out/server" || status=1
+    --out "$out/server" | tee "$out/server.txt" || status=1
 kill $server_pid 2>/dev/null || true
 
 echo "== autobahn: client side (cases $cases)"
 python3 "$runner" client --testee "$PWD/target/release/autobahn_client {url} {agent}" \
-    --cases "$cases" --exclude '' --strict --out "$out/client" || status=1
+    --cases "$cases" --exclude '' --strict --out "$out/client" | tee "$out/client.txt" || status=1
 
 echo "autobahn reports: $out/server/reports and $out/client/reports"
+# One closing line for both sides: "autobahn: N passed, M failed".
+passed=0
+failed=0
+for side in server client; do
+    line=$(grep -E "^autobahn-$side: [0-9]+ passed, [0-9]+ failed" "$out/$side.txt" || true)
+    if [ -z "$line" ]; then
+        echo "autobahn: the $side side produced no summary"
+        status=1
+        continue
+    fi
+    passed=$((passed + $(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')))
+    failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
+done
+[ "$failed" -eq 0 ] || status=1
+echo "autobahn: $passed passed, $failed failed"
 exit $status

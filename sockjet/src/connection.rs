@@ -24,7 +24,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures_core::Stream;
 use futures_sink::Sink;
 use sockjet_proto::{
@@ -87,6 +87,8 @@ pub(crate) struct Inner {
     outbox: Outgoing,
     /// Set while a `recv()` waits for the socket: it owns the read registration, and the
     /// driver must not read.
+    recv_waiting: bool,
+    /// The task that last waited in `recv()`, kept to avoid a clone per wait.
     recv_waker: Option<Waker>,
     /// Counts `recv()` polls, so the driver can tell whether the application is reading.
     pub(crate) recv_polls: u64,
@@ -138,6 +140,7 @@ impl Shared {
                 proto,
                 inbound: VecDeque::new(),
                 outbox: Outgoing::default(),
+                recv_waiting: false,
                 recv_waker: None,
                 recv_polls: 0,
                 read_wanted: true,
@@ -176,11 +179,11 @@ impl Shared {
         // Bounded so one busy connection cannot starve its runtime thread.
         for _ in 0..RECV_BUDGET {
             if let Some(message) = inner.inbound.pop_front() {
-                inner.recv_waker = None;
+                inner.recv_waiting = false;
                 return Poll::Ready(Ok(Some(message)));
             }
             if inner.terminated {
-                inner.recv_waker = None;
+                inner.recv_waiting = false;
                 return Poll::Ready(inner.final_status());
             }
             inner.process_events(1);
@@ -194,7 +197,7 @@ impl Shared {
             }
             if inner.read_done {
                 // The stream ended; the driver finishes the shutdown and wakes us.
-                inner.recv_waker = Some(cx.waker().clone());
+                inner.set_recv_waiting(cx.waker());
                 inner.wake_driver();
                 return Poll::Pending;
             }
@@ -202,13 +205,13 @@ impl Shared {
                 // The peer does not read what we owe it (pongs, a close): stop reading
                 // until it does, or a ping flood would grow the output without bound.
                 inner.add_drain_waiter(cx.waker());
-                inner.recv_waker = Some(cx.waker().clone());
+                inner.set_recv_waiting(cx.waker());
                 return Poll::Pending;
             }
             match inner.poll_read_socket(cx) {
                 Poll::Ready(()) => continue,
                 Poll::Pending => {
-                    inner.recv_waker = Some(cx.waker().clone());
+                    inner.set_recv_waiting(cx.waker());
                     return Poll::Pending;
                 }
             }
@@ -219,7 +222,7 @@ impl Shared {
 
     fn cancel_recv(&self) {
         let mut inner = self.lock();
-        if inner.recv_waker.take().is_some() {
+        if std::mem::take(&mut inner.recv_waiting) {
             // The read registration was ours: hand reading over to the driver.
             inner.read_wanted = true;
             inner.wake_driver();
@@ -383,7 +386,19 @@ impl Inner {
                 self.outbox = Outgoing::default();
                 break;
             };
-            match poll_write_buf(Pin::new(stream), cx, &mut self.outbox) {
+            // One contiguous chunk (the common case) goes out with write(2): the kernel's
+            // writev path costs measurably more per call for a single small buffer.
+            let written = if self.outbox.chunk().len() == self.outbox.len() {
+                Pin::new(stream)
+                    .poll_write(cx, self.outbox.chunk())
+                    .map_ok(|n| {
+                        self.outbox.advance(n);
+                        n
+                    })
+            } else {
+                poll_write_buf(Pin::new(stream), cx, &mut self.outbox)
+            };
+            match written {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) => {
                     self.on_write_error(io::ErrorKind::WriteZero.into());
@@ -558,8 +573,16 @@ impl Inner {
         }
     }
 
+    fn set_recv_waiting(&mut self, waker: &Waker) {
+        self.recv_waiting = true;
+        match &self.recv_waker {
+            Some(current) if current.will_wake(waker) => {}
+            _ => self.recv_waker = Some(waker.clone()),
+        }
+    }
+
     pub(crate) fn recv_waiting(&self) -> bool {
-        self.recv_waker.is_some()
+        self.recv_waiting
     }
 
     pub(crate) fn read_done(&self) -> bool {
@@ -594,8 +617,10 @@ impl Inner {
         self.terminated = true;
         self.stream = None;
         self.outbox = Outgoing::default();
-        if let Some(waker) = self.recv_waker.take() {
-            waker.wake();
+        if std::mem::take(&mut self.recv_waiting) {
+            if let Some(waker) = &self.recv_waker {
+                waker.wake_by_ref();
+            }
         }
         for waker in self.close_waiters.drain(..) {
             waker.wake();

@@ -324,7 +324,9 @@ impl Protocol {
             }
             None => 0,
         };
-        let wanted = missing.max(READ_CHUNK);
+        // Grow with the data that actually arrives: a header may claim any length when the
+        // size limits are off, and reserving it up front would let 14 bytes abort us.
+        let wanted = missing.clamp(READ_CHUNK, MAX_RESERVE_AHEAD);
         if self.input.capacity() - self.input.len() < wanted {
             self.input.reserve(wanted);
         }
@@ -348,6 +350,11 @@ impl Protocol {
         // Complete frames received before the EOF are still delivered by next_event(),
         // which finishes the EOF once nothing complete is left.
         if self.discarding || !self.has_complete_frame() {
+            // A buffered header may still be invalid, or a partial text frame hold bad
+            // UTF-8: report that rather than the EOF, whatever the call order. With no
+            // complete frame, parsing can only fail or ask for more.
+            let event = self.parse_next_event();
+            debug_assert!(event.is_none());
             self.finish_eof();
         }
     }
@@ -584,30 +591,40 @@ impl Protocol {
             }
             let partial = match self.partial {
                 Some(partial) => partial,
-                None => match FrameHeader::decode(&self.input) {
-                    Ok(None) => {
-                        self.release_idle_input();
-                        return None;
-                    }
-                    Ok(Some((header, header_len))) => {
-                        if let Err(error) = self.check_header(&header) {
-                            self.fail_protocol(error);
-                            return None;
-                        }
-                        if matches!(header.opcode, OpCode::Text) {
-                            self.utf8 = Utf8Validator::default();
-                        }
-                        PartialFrame {
-                            header,
-                            header_len,
-                            processed: 0,
-                        }
-                    }
-                    Err(error) => {
+                None => {
+                    // The first two bytes already show most violations: check them before
+                    // the rest of the header arrives, so a peer cannot hold a bad header
+                    // open byte by byte, and so the error found does not depend on how the
+                    // header was split into reads.
+                    if let Some(error) = self.check_header_start() {
                         self.fail_protocol(error);
                         return None;
                     }
-                },
+                    match FrameHeader::decode(&self.input) {
+                        Ok(None) => {
+                            self.release_idle_input();
+                            return None;
+                        }
+                        Ok(Some((header, header_len))) => {
+                            if let Err(error) = self.check_header(&header) {
+                                self.fail_protocol(error);
+                                return None;
+                            }
+                            if matches!(header.opcode, OpCode::Text) {
+                                self.utf8 = Utf8Validator::default();
+                            }
+                            PartialFrame {
+                                header,
+                                header_len,
+                                processed: 0,
+                            }
+                        }
+                        Err(error) => {
+                            self.fail_protocol(error);
+                            return None;
+                        }
+                    }
+                }
             };
             // Invariant: check_header bounded payload_len by the size limits, or the
             // platform's usize when there is no limit.
@@ -741,6 +758,27 @@ impl Protocol {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// Checks an incomplete header from its first two bytes: reserved bits, masking,
+    /// control frame rules and continuation rules (sizes need the whole header).
+    fn check_header_start(&self) -> Option<ProtocolError> {
+        let [first, second, ..] = self.input[..] else {
+            return None;
+        };
+        // Invariant: decode() rejects a reserved opcode once two bytes are buffered.
+        let opcode = OpCode::try_from(first & 0x0F).ok()?;
+        let short_len = u64::from(second & 0x7F);
+        let provisional = FrameHeader {
+            fin: first & 0x80 != 0,
+            rsv: (first >> 4) & 0x07,
+            opcode,
+            mask: (second & 0x80 != 0).then_some([0; 4]),
+            // An extended length is not known yet (and may encode a small value
+            // non-minimally, which is allowed): sizes are checked on the whole header.
+            payload_len: if short_len <= 125 { short_len } else { 0 },
+        };
+        self.check_header(&provisional).err()
     }
 
     fn is_text_payload(&self, header: &FrameHeader) -> bool {
@@ -1068,6 +1106,8 @@ fn truncate_utf8(text: &str, max: usize) -> &str {
 
 /// A control frame carries at most 125 bytes, 2 of which are the close code.
 const MAX_CLOSE_REASON: usize = 123;
+/// Most free space reserved ahead of the data for one large frame.
+const MAX_RESERVE_AHEAD: usize = 1 << 20;
 /// Minimum free space offered to each socket read.
 const READ_CHUNK: usize = 4096;
 /// Capacity above which an empty input buffer is released (it shrinks back after a large

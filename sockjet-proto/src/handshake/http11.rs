@@ -79,6 +79,20 @@ impl HeadParser {
         while let Some(position) = self.find_line_feed(buffer) {
             let line_feed = self.scanned + position;
             self.scanned = line_feed + 1;
+            let line_len = self.scanned - self.line_start;
+            // Limits first, so that the error does not depend on how the bytes were split
+            // into reads (without the line feed, only the limits can be checked).
+            match self.start_line_len {
+                None if line_len > self.limits.max_start_line => {
+                    return Err(HandshakeError::RequestLineTooLong);
+                }
+                Some(start_line_len)
+                    if self.scanned - start_line_len > self.limits.max_header_bytes =>
+                {
+                    return Err(HandshakeError::HeadersTooLarge);
+                }
+                _ => {}
+            }
             // RFC 9112 §2.2 lets a recipient accept a bare LF as a line terminator. We do
             // not: no WebSocket client sends one, and a single terminator keeps the end of
             // the head unambiguous (bare LFs are a classic request smuggling ingredient).
@@ -87,12 +101,8 @@ impl HeadParser {
                     "line not terminated by CRLF".to_owned(),
                 ));
             }
-            let line_len = self.scanned - self.line_start;
             self.line_start = self.scanned;
-            let Some(start_line_len) = self.start_line_len else {
-                if line_len > self.limits.max_start_line {
-                    return Err(HandshakeError::RequestLineTooLong);
-                }
+            let Some(_) = self.start_line_len else {
                 if line_len == CRLF.len() {
                     // RFC 9112 §2.2 suggests ignoring an empty line before a request line;
                     // it only ever follows a previous request on a reused connection,
@@ -104,9 +114,6 @@ impl HeadParser {
                 self.start_line_len = Some(line_len);
                 continue;
             };
-            if self.scanned - start_line_len > self.limits.max_header_bytes {
-                return Err(HandshakeError::HeadersTooLarge);
-            }
             if line_len == CRLF.len() {
                 self.head_len = Some(self.scanned);
                 return Ok(self.head_len);

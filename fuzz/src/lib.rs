@@ -1,0 +1,175 @@
+//! Helpers shared by the fuzz targets: decoding the fuzzer's input into a selector byte,
+//! read boundaries and data, and running a [`Protocol`] over it.
+
+use sockjet_proto::{Config, Event, MaskKeys, Protocol, ProtocolError, Side, State};
+
+/// Fuzzer input, decoded as `[selector, n, size_1 .. size_n, data ..]`: a byte that targets
+/// use to pick options, and up to 15 read sizes that cut `data` into pieces (the rest of
+/// `data` is the last piece). So the fuzzer chooses where reads end.
+#[derive(Debug)]
+pub struct Input<'a> {
+    /// Chooses options (configuration, what to answer).
+    pub selector: u8,
+    /// `data` cut into reads.
+    pub pieces: Vec<&'a [u8]>,
+    /// All the data, for comparing with a single read.
+    pub data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    /// Decodes the fuzzer's bytes; `None` when too short to hold the header.
+    pub fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let [selector, n, rest @ ..] = bytes else {
+            return None;
+        };
+        let n = usize::from(n % 16).min(rest.len());
+        let (sizes, data) = rest.split_at(n);
+        let mut pieces = Vec::with_capacity(n + 1);
+        let mut remaining = data;
+        for &size in sizes {
+            let size = usize::from(size).min(remaining.len());
+            let (piece, tail) = remaining.split_at(size);
+            pieces.push(piece);
+            remaining = tail;
+        }
+        pieces.push(remaining);
+        Some(Self {
+            selector: *selector,
+            pieces,
+            data,
+        })
+    }
+}
+
+/// Always the same masking key, so that two runs produce the same bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct FixedKeys;
+
+impl MaskKeys for FixedKeys {
+    fn next_key(&mut self) -> [u8; 4] {
+        [0x37, 0xfa, 0x21, 0x3d]
+    }
+}
+
+/// The configuration picked by the low bits of `selector`: defaults, tiny limits (to reach
+/// the 1009 paths), no limits, or fragmenting sends.
+pub fn config_for(selector: u8) -> Config {
+    match selector % 4 {
+        0 => Config::default(),
+        1 => Config::default()
+            .max_message_size(Some(64))
+            .max_frame_size(Some(32)),
+        2 => Config::default()
+            .max_message_size(None)
+            .max_frame_size(None),
+        _ => Config::default().max_send_frame_size(Some(3)),
+    }
+}
+
+/// Everything observable after feeding some input.
+#[derive(Debug, PartialEq)]
+pub struct Outcome {
+    pub events: Vec<Event>,
+    pub close_error: Option<ProtocolError>,
+    pub state: State,
+    pub output: Vec<u8>,
+    pub buffered: usize,
+}
+
+/// Takes events until `None`, bounded: every event consumes at least 2 input bytes.
+pub fn drain_events(mut next: impl FnMut() -> Option<Event>, fed: usize, events: &mut Vec<Event>) {
+    for _ in 0..fed + 2 {
+        match next() {
+            Some(event) => events.push(event),
+            None => return,
+        }
+    }
+    panic!("more events than input bytes");
+}
+
+/// Feeds `pieces` to a new `Protocol` on `side`, taking events after each read and
+/// checking that memory stays bounded by the input.
+pub fn run_protocol(side: Side, config: &Config, pieces: &[&[u8]]) -> Outcome {
+    let mut proto = Protocol::new(side, config.clone()).with_mask_keys(FixedKeys);
+    let mut events = Vec::new();
+    let mut fed = 0;
+    for piece in pieces {
+        proto.receive_data(piece);
+        fed += piece.len();
+        drain_events(|| proto.next_event(), fed, &mut events);
+        // Unconsumed input never exceeds what was fed.
+        assert!(proto.buffered_len() <= fed);
+        // The output queue is bounded by the input: a pong or a close echo is at most
+        // as long as the frame it answers, plus 4 mask bytes for a client (a 2-byte
+        // empty ping becomes a 6-byte masked pong), plus one final close frame.
+        let bound = match side {
+            Side::Server => fed,
+            Side::Client => 3 * fed,
+        };
+        assert!(
+            proto.outgoing().len() <= bound + 2 + 4 + 125,
+            "{} bytes out for {fed} in",
+            proto.outgoing().len()
+        );
+    }
+    let mut output = Vec::new();
+    proto.outgoing().drain_into(&mut output);
+    Outcome {
+        events,
+        close_error: proto.close_error().cloned(),
+        state: proto.state(),
+        output,
+        buffered: proto.buffered_len(),
+    }
+}
+
+/// The shared body of the `protocol_*` targets: arbitrary bytes, split at the fuzzer's
+/// read boundaries, give the same outcome as one read; then the API keeps working.
+pub fn fuzz_protocol(side: Side, bytes: &[u8]) {
+    let Some(input) = Input::parse(bytes) else {
+        return;
+    };
+    let config = config_for(input.selector);
+    let split = run_protocol(side, &config, &input.pieces);
+    let whole = run_protocol(side, &config, &[input.data]);
+    assert_eq!(split, whole, "outcome depends on read boundaries");
+    if let Some(error) = &whole.close_error {
+        assert_ne!(whole.state, State::Open, "{error}");
+    }
+
+    // The end of the stream right behind the data, before any event is taken: complete
+    // frames are still delivered, then the connection is closed.
+    let mut proto = Protocol::new(side, config.clone()).with_mask_keys(FixedKeys);
+    proto.receive_data(input.data);
+    proto.receive_eof();
+    let mut events = Vec::new();
+    drain_events(|| proto.next_event(), input.data.len(), &mut events);
+    assert_eq!(events, whole.events, "events lost to the EOF");
+    assert_eq!(proto.state(), State::Closed);
+    match &whole.close_error {
+        // Whatever the call order, an error already in the buffer wins over the EOF.
+        Some(error) => assert_eq!(proto.close_error(), Some(error)),
+        None if proto.connection_closed().rcvd.is_none() => {
+            assert_eq!(proto.close_error(), Some(&ProtocolError::UnexpectedEof));
+        }
+        None => assert_eq!(proto.close_error(), None),
+    }
+
+    // Drive the rest of the API over the same input: sends, then EOF.
+    let mut proto = Protocol::new(side, config).with_mask_keys(FixedKeys);
+    proto.receive_data(input.data);
+    let mut events = Vec::new();
+    drain_events(|| proto.next_event(), input.data.len(), &mut events);
+    let open = proto.state() == State::Open && proto.connection_closed().sent.is_none();
+    let sent = proto.send_text("fuzz");
+    assert_eq!(sent.is_ok(), open);
+    let _ = proto.send_ping(b"p");
+    if input.selector & 0x80 != 0 {
+        let _ = proto.send_close(sockjet_proto::CloseCode::NORMAL_CLOSURE, "bye");
+    }
+    proto.receive_eof();
+    // Only an incomplete frame can be left: no more events.
+    assert_eq!(proto.next_event(), None);
+    assert_eq!(proto.state(), State::Closed);
+    assert!(proto.close_error().is_some() || proto.connection_closed().rcvd.is_some());
+}

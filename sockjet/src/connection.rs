@@ -94,6 +94,8 @@ pub(crate) struct Inner {
     pub(crate) recv_polls: u64,
     /// Something waits for input while nobody is in `recv()`: the driver must read.
     pub(crate) read_wanted: bool,
+    /// The driver's watchdog timer runs (see `driver.rs`).
+    pub(crate) watchdog_armed: bool,
     driver_waker: Option<Waker>,
     drain_waiters: Vec<Waker>,
     close_waiters: Vec<Waker>,
@@ -143,7 +145,8 @@ impl Shared {
                 recv_waiting: false,
                 recv_waker: None,
                 recv_polls: 0,
-                read_wanted: true,
+                read_wanted: false,
+                watchdog_armed: true,
                 driver_waker: None,
                 drain_waiters: Vec::new(),
                 close_waiters: Vec::new(),
@@ -180,6 +183,12 @@ impl Shared {
         for _ in 0..RECV_BUDGET {
             if let Some(message) = inner.inbound.pop_front() {
                 inner.recv_waiting = false;
+                if !inner.watchdog_armed {
+                    // The driver stopped watching while we waited; if the application does
+                    // not come back to recv(), it must notice and take over reading.
+                    inner.watchdog_armed = true;
+                    inner.wake_driver();
+                }
                 return Poll::Ready(Ok(Some(message)));
             }
             if inner.terminated {

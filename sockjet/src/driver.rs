@@ -163,10 +163,20 @@ fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Po
         return Poll::Ready(());
     }
 
-    // Look again later in case reading is left to nobody (see WATCHDOG).
-    if timers.watchdog.as_mut().poll(cx).is_ready() {
-        timers.watchdog.as_mut().reset(Instant::now() + WATCHDOG);
-        let _ = timers.watchdog.as_mut().poll(cx);
+    // Look again later in case reading is left to nobody (see WATCHDOG). Not while a
+    // recv() waits for data: it owns reading, and when it returns it re-arms the watchdog
+    // (`watchdog_armed`), so idle connections cost no periodic wakeups.
+    if inner.recv_waiting() && !inner.read_wanted {
+        inner.watchdog_armed = false;
+    } else {
+        if !inner.watchdog_armed {
+            inner.watchdog_armed = true;
+            timers.watchdog.as_mut().reset(Instant::now() + WATCHDOG);
+        }
+        if timers.watchdog.as_mut().poll(cx).is_ready() {
+            timers.watchdog.as_mut().reset(Instant::now() + WATCHDOG);
+            let _ = timers.watchdog.as_mut().poll(cx);
+        }
     }
     Poll::Pending
 }

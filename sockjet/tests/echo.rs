@@ -240,3 +240,22 @@ fn multi_thread_runtime_echo() {
         }
     });
 }
+
+#[tokio::test]
+async fn pings_are_answered_after_the_application_stops_reading() {
+    // The server reads one message (so its recv() owned the socket), then stops reading:
+    // the driver must notice and take over, or the client's ping would go unanswered.
+    let addr = server(ConnectionConfig::default(), |mut ws| async move {
+        let _ = ws.recv().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        drop(ws);
+    })
+    .await;
+    let ws = within(connect(&format!("ws://{addr}"))).await.unwrap();
+    // Let the server park in recv() long enough for its driver to stop watching.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    ws.send("wake up").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let rtt = within(ws.ping()).await.unwrap();
+    assert!(rtt < Duration::from_secs(2), "{rtt:?}");
+}

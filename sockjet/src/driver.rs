@@ -39,6 +39,8 @@ struct Timers {
     ping_deadline: Option<Pin<Box<Sleep>>>,
     close_deadline: Option<Pin<Box<Sleep>>>,
     watchdog: Pin<Box<Sleep>>,
+    /// Whether `watchdog` is set for a future tick (it is stale after a disarm).
+    watchdog_running: bool,
     seen_recv_polls: u64,
 }
 
@@ -56,6 +58,7 @@ impl Timers {
             ping_deadline: None,
             close_deadline: None,
             watchdog: Box::pin(sleep_until(now + WATCHDOG)),
+            watchdog_running: true,
             seen_recv_polls: 0,
         }
     }
@@ -166,14 +169,19 @@ fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Po
     // Look again later in case reading is left to nobody (see WATCHDOG). Not while a
     // recv() waits for data: it owns reading, and when it returns it re-arms the watchdog
     // (`watchdog_armed`), so idle connections cost no periodic wakeups.
-    if inner.recv_waiting() && !inner.read_wanted {
-        inner.watchdog_armed = false;
-    } else {
-        if !inner.watchdog_armed {
-            inner.watchdog_armed = true;
-            timers.watchdog.as_mut().reset(Instant::now() + WATCHDOG);
-        }
-        if timers.watchdog.as_mut().poll(cx).is_ready() {
+    // Disarming happens only when the timer fires, so a busy connection costs at most one
+    // disarm and one re-arm per period, never a wakeup per message.
+    if !inner.watchdog_armed {
+        timers.watchdog_running = false;
+    } else if !timers.watchdog_running {
+        timers.watchdog_running = true;
+        timers.watchdog.as_mut().reset(Instant::now() + WATCHDOG);
+        let _ = timers.watchdog.as_mut().poll(cx);
+    } else if timers.watchdog.as_mut().poll(cx).is_ready() {
+        if inner.recv_waiting() && !inner.read_wanted {
+            inner.watchdog_armed = false;
+            timers.watchdog_running = false;
+        } else {
             timers.watchdog.as_mut().reset(Instant::now() + WATCHDOG);
             let _ = timers.watchdog.as_mut().poll(cx);
         }

@@ -77,13 +77,21 @@ struct ConnectionArgs {
     /// connection with 1009 (message too big).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     max_size: usize,
+    /// Do not negotiate permessage-deflate compression (on by default).
+    #[arg(long)]
+    no_compression: bool,
 }
 
 impl ConnectionArgs {
     /// The connection options these arguments ask for.
     fn config(&self) -> ConnectionConfig {
         let limit = (self.max_size != 0).then_some(self.max_size);
-        ConnectionConfig::default().max_message_size(limit)
+        let config = ConnectionConfig::default().max_message_size(limit);
+        if self.no_compression {
+            config.compression(None)
+        } else {
+            config
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use http::{HeaderValue, StatusCode, Uri, Version, header};
 use crate::{
     config::{ClientConfig, DEFAULT_MAX_LINE},
     error::{ApiMisuse, HandshakeError},
+    extension::permessage_deflate::{DeflateConfig, DeflateParams, PerMessageDeflate},
     frame::mask::MaskKeys,
     handshake::{
         self, HeadLimits, HeadParser, Request, Response, content_length, is_token, parse_response,
@@ -76,6 +77,8 @@ pub struct ClientProtocol {
     /// Subprotocols offered in the request actually sent.
     offered_subprotocols: Vec<String>,
     subprotocol: Option<String>,
+    /// Whether the request actually sent offered permessage-deflate.
+    offered_deflate: bool,
     /// The 101 response, until `next_event` returns it.
     pending_response: Option<Response>,
     handshake_error: Option<HandshakeError>,
@@ -158,6 +161,7 @@ impl ClientProtocol {
             expected_accept: Some(handshake::accept_key(key.as_bytes())),
             offered_subprotocols: config.subprotocols,
             subprotocol: None,
+            offered_deflate: false,
             pending_response: None,
             handshake_error: None,
             failed_response: None,
@@ -373,6 +377,10 @@ impl ClientProtocol {
             .flat_map(|value| split_list(value.as_bytes()))
             .filter_map(|offer| std::str::from_utf8(offer).ok().map(str::to_owned))
             .collect();
+        self.offered_deflate = headers
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .any(|value| value.as_bytes().starts_with(b"permessage-deflate"));
         let mut head = BytesMut::with_capacity(512);
         write_request(&request, &mut head);
         self.protocol.outgoing().push_bytes(head.freeze());
@@ -541,13 +549,32 @@ impl ClientProtocol {
                 Err(error) => return self.fail(error, None),
             };
             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                let deflate = self
+                    .protocol
+                    .config()
+                    .deflate
+                    .clone()
+                    .filter(|_| self.offered_deflate);
                 let validated = validate_response(
                     &response,
                     self.expected_accept.as_deref(),
                     &self.offered_subprotocols,
-                );
+                )
+                .and_then(|subprotocol| {
+                    Ok((subprotocol, accept_extensions(&response, deflate.as_ref())?))
+                });
                 return match validated {
-                    Ok(subprotocol) => self.open(response, subprotocol),
+                    Ok((subprotocol, params)) => {
+                        if let (Some(params), Some(config)) = (params, &deflate) {
+                            self.protocol
+                                .enable_permessage_deflate(PerMessageDeflate::new(
+                                    Side::Client,
+                                    params,
+                                    config,
+                                ));
+                        }
+                        self.open(response, subprotocol)
+                    }
                     Err(error) => self.fail(error, Some(response)),
                 };
             }
@@ -673,6 +700,10 @@ fn build_request(uri: &Uri, config: &ClientConfig, key: &str) -> Request {
             .expect("tokens are header values");
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, offer);
     }
+    if let Some(deflate) = &config.protocol.deflate {
+        let offer = HeaderValue::from_str(&deflate.client_offer()).expect("offers are tokens");
+        headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, offer);
+    }
     if let Some(user_agent) = &config.user_agent {
         let user_agent =
             HeaderValue::from_str(user_agent).expect("ClientConfig::user_agent is a header value");
@@ -717,16 +748,7 @@ fn validate_response(
     if expected_accept.map(str::as_bytes) != Some(trim_ows(accept.as_bytes())) {
         return Err(HandshakeError::InvalidAccept);
     }
-    // Item 5: "If the response includes a |Sec-WebSocket-Extensions| header field and this
-    // header field indicates the use of an extension that was not present in the client's
-    // handshake [...], the client MUST _Fail the WebSocket Connection_." No extension is
-    // offered yet.
-    if let Some(extensions) = headers.get(header::SEC_WEBSOCKET_EXTENSIONS) {
-        return Err(HandshakeError::UnexpectedNegotiation(format!(
-            "extension {} not offered",
-            String::from_utf8_lossy(extensions.as_bytes())
-        )));
-    }
+    // Item 5 (extensions) is checked by `accept_extensions`.
     // Item 6: "If the response includes a |Sec-WebSocket-Protocol| header field and this
     // header field indicates the use of a subprotocol that was not present in the client's
     // handshake [...], the client MUST _Fail the WebSocket Connection_."
@@ -745,6 +767,32 @@ fn validate_response(
         None => Err(HandshakeError::UnexpectedNegotiation(format!(
             "subprotocol {} not offered",
             String::from_utf8_lossy(chosen)
+        ))),
+    }
+}
+
+/// RFC 6455 §4.1 item 5: "If the response includes a |Sec-WebSocket-Extensions| header
+/// field and this header field indicates the use of an extension that was not present in
+/// the client's handshake [...], the client MUST _Fail the WebSocket Connection_." The only
+/// extension offered is permessage-deflate, checked against RFC 7692 §5.
+fn accept_extensions(
+    response: &Response,
+    offered: Option<&DeflateConfig>,
+) -> Result<Option<DeflateParams>, HandshakeError> {
+    let values: Vec<&str> = response
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .map(|value| value.to_str().unwrap_or("\u{fffd}"))
+        .collect();
+    if values.is_empty() {
+        return Ok(None);
+    }
+    match offered {
+        Some(config) => config.client_accept(&values).map(Some),
+        None => Err(HandshakeError::UnexpectedNegotiation(format!(
+            "extension {} not offered",
+            values.join(", ")
         ))),
     }
 }

@@ -1,5 +1,7 @@
 //! Limits and options of the protocol core.
 
+use crate::extension::permessage_deflate::DeflateConfig;
+
 /// Limits and options shared by both sides of a connection.
 ///
 /// The defaults are safe for a server exposed to the Internet: 1 MiB messages and frames.
@@ -22,6 +24,9 @@ pub struct Config {
     /// Frames larger than this are split into fragments when sent; `None` sends every
     /// message as one frame. Default: `None`.
     pub max_send_frame_size: Option<usize>,
+    /// permessage-deflate (RFC 7692) settings; `None` disables compression. On by default,
+    /// with memory-friendly parameters (see [`DeflateConfig`]).
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for Config {
@@ -30,6 +35,7 @@ impl Default for Config {
             max_message_size: Some(DEFAULT_MAX_SIZE),
             max_frame_size: Some(DEFAULT_MAX_SIZE),
             max_send_frame_size: None,
+            deflate: Some(DeflateConfig::default()),
         }
     }
 }
@@ -54,6 +60,17 @@ impl Config {
     /// ```
     pub fn max_frame_size(mut self, limit: Option<usize>) -> Self {
         self.max_frame_size = limit;
+        self
+    }
+
+    /// Sets [`deflate`](Self::deflate): `None` turns compression off.
+    ///
+    /// ```
+    /// let config = sockjet_proto::Config::default().deflate(None);
+    /// assert!(config.deflate.is_none());
+    /// ```
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.deflate = deflate;
         self
     }
 

@@ -51,6 +51,9 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: usize,
     },
+    /// A compressed message could not be inflated (RFC 7692 §6.2: the endpoint "MUST
+    /// _Fail the WebSocket Connection_").
+    DecompressionFailed,
     /// RSV1, RSV2 or RSV3 was set without an extension that defines it (RFC 6455 §5.2).
     ReservedBitsSet,
     /// The peer closed the TCP connection before the closing handshake (or mid-frame).
@@ -80,6 +83,7 @@ impl fmt::Display for ProtocolError {
             Self::MessageTooBig { size, limit } => {
                 write!(f, "message of {size} bytes over the limit of {limit}")
             }
+            Self::DecompressionFailed => f.write_str("invalid compressed data"),
             Self::ReservedBitsSet => f.write_str("reserved bits must be 0"),
             Self::UnexpectedEof => f.write_str("unexpected end of stream"),
             Self::UnexpectedContinuation => f.write_str("unexpected continuation frame"),
@@ -94,7 +98,7 @@ impl StdError for ProtocolError {}
 impl From<&ProtocolError> for CloseCode {
     fn from(error: &ProtocolError) -> Self {
         match error {
-            ProtocolError::InvalidUtf8 => Self::INVALID_DATA,
+            ProtocolError::InvalidUtf8 | ProtocolError::DecompressionFailed => Self::INVALID_DATA,
             ProtocolError::MessageTooBig { .. } | ProtocolError::FrameTooBig { .. } => {
                 Self::MESSAGE_TOO_BIG
             }

@@ -8,6 +8,7 @@ use crate::{
     close::{CloseCode, CloseFrame, ConnectionClosed},
     config::Config,
     error::{ApiMisuse, ProtocolError},
+    extension::permessage_deflate::{InflateError, PerMessageDeflate},
     frame::{
         FrameHeader, OpCode,
         mask::{MaskKeys, OsRandomMaskKeys, apply_mask, apply_mask_at},
@@ -146,6 +147,12 @@ pub struct Protocol {
     close_sent: Option<CloseFrame>,
     close_rcvd_then_sent: Option<bool>,
     close_error: Option<ProtocolError>,
+    /// permessage-deflate, once negotiated.
+    deflate: Option<PerMessageDeflate>,
+    /// Messages shorter than this are sent uncompressed.
+    deflate_threshold: usize,
+    /// The message being received has RSV1 set on its first frame (RFC 7692 §6).
+    receiving_compressed: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -189,7 +196,41 @@ impl Protocol {
             close_sent: None,
             close_rcvd_then_sent: None,
             close_error: None,
+            deflate: None,
+            deflate_threshold: 0,
+            receiving_compressed: false,
         }
+    }
+
+    /// Turns on permessage-deflate with the parameters negotiated in the handshake.
+    /// [`ServerProtocol`](crate::ServerProtocol) and [`ClientProtocol`](crate::ClientProtocol)
+    /// call this; a driver that did its own handshake calls it before any frame.
+    ///
+    /// ```
+    /// use sockjet_proto::{Config, DeflateConfig, DeflateParams, PerMessageDeflate, Protocol, Side};
+    /// let config = DeflateConfig::default();
+    /// let params = DeflateParams::default();
+    /// let mut server = Protocol::new(Side::Server, Config::default());
+    /// server.enable_permessage_deflate(PerMessageDeflate::new(Side::Server, params, &config));
+    /// assert!(server.is_compressing());
+    /// ```
+    pub fn enable_permessage_deflate(&mut self, deflate: PerMessageDeflate) {
+        self.deflate_threshold = self
+            .config
+            .deflate
+            .as_ref()
+            .map_or(0, |config| config.threshold);
+        self.deflate = Some(deflate);
+    }
+
+    /// Whether permessage-deflate is in use on this connection.
+    ///
+    /// ```
+    /// # use sockjet_proto::{Protocol, Side};
+    /// assert!(!Protocol::new(Side::Server, Default::default()).is_compressing());
+    /// ```
+    pub fn is_compressing(&self) -> bool {
+        self.deflate.is_some()
     }
 
     /// Replaces the source of masking keys (clients only; servers never mask). Tests use a
@@ -377,7 +418,7 @@ impl Protocol {
     /// ```
     pub fn send_text(&mut self, text: &str) -> Result<(), ApiMisuse> {
         self.check_can_send_message()?;
-        self.write_message_slice(OpCode::Text, text.as_bytes());
+        self.write_message_slice(OpCode::Text, text.as_bytes(), true);
         Ok(())
     }
 
@@ -395,7 +436,7 @@ impl Protocol {
     /// ```
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ApiMisuse> {
         self.check_can_send_message()?;
-        self.write_message_slice(OpCode::Binary, data);
+        self.write_message_slice(OpCode::Binary, data, true);
         Ok(())
     }
 
@@ -413,23 +454,48 @@ impl Protocol {
     /// assert_eq!(server.outgoing().len(), 4 + 10_000);
     /// ```
     pub fn send_message(&mut self, message: Message) -> Result<(), ApiMisuse> {
+        self.send_message_with(message, true)
+    }
+
+    /// Sends a message, compressed only if `compress` is true (and compression was
+    /// negotiated, and the message is not below the threshold). RSV1 is per message
+    /// (RFC 7692 §6), so one message can skip compression, e.g. data already compressed.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiMisuse`] if the connection is not open for sending.
+    ///
+    /// ```
+    /// # use sockjet_proto::{Message, Protocol, Side};
+    /// let mut server = Protocol::new(Side::Server, Default::default());
+    /// server.send_message_with(Message::binary(vec![1u8; 8]), false).unwrap();
+    /// assert_eq!(server.outgoing().len(), 2 + 8);
+    /// ```
+    pub fn send_message_with(&mut self, message: Message, compress: bool) -> Result<(), ApiMisuse> {
         self.check_can_send_message()?;
         let (opcode, payload) = match message {
             Message::Text(text) => (OpCode::Text, text.into_bytes()),
             Message::Binary(data) => (OpCode::Binary, data),
         };
+        let (payload, rsv) = match compress.then(|| self.compress(&payload)).flatten() {
+            Some(compressed) => (compressed, RSV1),
+            None => (payload, 0),
+        };
         match self.config.max_send_frame_size {
             Some(max) if payload.len() > max => {
                 let mut rest = payload;
                 let mut opcode = opcode;
+                let mut rsv = rsv;
                 while rest.len() > max {
                     let piece = rest.split_to(max);
-                    self.write_frame_bytes(opcode, false, piece);
+                    self.write_frame_bytes(opcode, false, rsv, piece);
                     opcode = OpCode::Continuation;
+                    // RFC 7692 §6.1: RSV1 is set on the first frame of a message only.
+                    rsv = 0;
                 }
-                self.write_frame_bytes(opcode, true, rest);
+                self.write_frame_bytes(opcode, true, rsv, rest);
             }
-            _ => self.write_frame_bytes(opcode, true, payload),
+            _ => self.write_frame_bytes(opcode, true, rsv, payload),
         }
         Ok(())
     }
@@ -472,7 +538,7 @@ impl Protocol {
             }
             _ => return Err(ApiMisuse::BadFragmentSequence),
         }
-        self.write_frame_bytes(opcode, fin, payload);
+        self.write_frame_bytes(opcode, fin, 0, payload);
         Ok(())
     }
 
@@ -493,7 +559,7 @@ impl Protocol {
         if self.state != State::Open {
             return Err(ApiMisuse::SendAfterClose);
         }
-        self.write_frame_slice(OpCode::Ping, true, payload);
+        self.write_frame_slice(OpCode::Ping, true, 0, payload);
         Ok(())
     }
 
@@ -513,7 +579,7 @@ impl Protocol {
         if self.close_sent.is_some() || self.state == State::Closed {
             return Err(ApiMisuse::SendAfterClose);
         }
-        self.write_frame_slice(OpCode::Pong, true, payload);
+        self.write_frame_slice(OpCode::Pong, true, 0, payload);
         Ok(())
     }
 
@@ -712,7 +778,14 @@ impl Protocol {
         // RFC 6455 §5.2: "If a nonzero value is received and none of the negotiated
         // extensions defines the meaning of such a nonzero value, the receiving endpoint
         // MUST _Fail the WebSocket Connection_."
-        if header.rsv != 0 {
+        // RFC 7692 §6: permessage-deflate gives RSV1 a meaning, on the first frame of a
+        // data message only ("An endpoint MUST NOT set the "Per-Message Compressed" bit of
+        // control frames and non-first fragments of a data message").
+        let allowed_rsv = match header.opcode {
+            OpCode::Text | OpCode::Binary if self.deflate.is_some() => RSV1,
+            _ => 0,
+        };
+        if header.rsv & !allowed_rsv != 0 {
             return Err(ProtocolError::ReservedBitsSet);
         }
         // RFC 6455 §5.1: "a server MUST NOT mask any frames that it sends to the client"
@@ -739,13 +812,25 @@ impl Protocol {
             }
             _ => {}
         }
+        let compressed = self.frame_is_compressed(header);
         if let Some(limit) = self.config.max_frame_size {
+            // Deflate may expand incompressible data slightly (5 bytes per stored block of
+            // up to 64 KiB, plus a few bytes): allow for it on compressed frames, so that a
+            // message at the limit still fits.
+            let limit = match compressed {
+                true => limit.saturating_add(limit / 8192 + 64),
+                false => limit,
+            };
             if header.payload_len > limit as u64 {
                 return Err(ProtocolError::FrameTooBig {
                     size: header.payload_len,
                     limit,
                 });
             }
+        }
+        if compressed {
+            // The message limit applies to the inflated size, checked while inflating.
+            return Ok(());
         }
         let assembled = self.assembly.as_ref().map_or(0, |a| a.data.len()) as u64;
         let size = assembled.saturating_add(header.payload_len);
@@ -781,7 +866,21 @@ impl Protocol {
         self.check_header(&provisional).err()
     }
 
+    /// Whether a data frame belongs to a compressed message.
+    fn frame_is_compressed(&self, header: &FrameHeader) -> bool {
+        match header.opcode {
+            OpCode::Text | OpCode::Binary => header.rsv & RSV1 != 0,
+            OpCode::Continuation => self.receiving_compressed,
+            _ => false,
+        }
+    }
+
+    /// Whether the frame's payload is text to validate as it arrives (compressed text is
+    /// validated once inflated).
     fn is_text_payload(&self, header: &FrameHeader) -> bool {
+        if self.frame_is_compressed(header) {
+            return false;
+        }
         match header.opcode {
             OpCode::Text => true,
             OpCode::Continuation => self
@@ -808,7 +907,7 @@ impl Protocol {
                 // RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a
                 // Pong frame in response, unless it already received a Close frame."
                 if self.state == State::Open {
-                    self.write_frame_slice(OpCode::Pong, true, &payload);
+                    self.write_frame_slice(OpCode::Pong, true, 0, &payload);
                 }
                 Some(Event::Ping(payload.freeze()))
             }
@@ -823,6 +922,12 @@ impl Protocol {
         payload: BytesMut,
         checked: usize,
     ) -> Option<Event> {
+        if self.frame_is_compressed(&header) {
+            return self.receive_compressed_frame(header, &payload);
+        }
+        if header.opcode != OpCode::Continuation {
+            self.receiving_compressed = false;
+        }
         let is_text = self.is_text_payload(&header);
         if is_text {
             let valid = if header.fin && checked == 0 && header.opcode == OpCode::Text {
@@ -868,6 +973,58 @@ impl Protocol {
         }))
     }
 
+    /// Inflates one frame of a compressed message into the message being assembled,
+    /// bounded by the message size limit, and validates inflated text as it comes.
+    fn receive_compressed_frame(&mut self, header: FrameHeader, payload: &[u8]) -> Option<Event> {
+        let (opcode, mut data) = match header.opcode {
+            OpCode::Continuation => {
+                let assembly = self.assembly.take().expect("checked by check_header");
+                (assembly.opcode, assembly.data)
+            }
+            opcode => {
+                self.receiving_compressed = true;
+                (opcode, BytesMut::new())
+            }
+        };
+        let limit = self.config.max_message_size.unwrap_or(usize::MAX);
+        let start = data.len();
+        let deflate = self
+            .deflate
+            .as_mut()
+            .expect("RSV1 accepted only with deflate");
+        match deflate.decompress(payload, header.fin, &mut data, limit) {
+            Ok(()) => {}
+            Err(InflateError::TooBig) => {
+                self.fail_protocol(ProtocolError::MessageTooBig {
+                    size: limit as u64 + 1,
+                    limit,
+                });
+                return None;
+            }
+            Err(_) => {
+                self.fail_protocol(ProtocolError::DecompressionFailed);
+                return None;
+            }
+        }
+        if opcode == OpCode::Text
+            && (self.utf8.feed(&data[start..]).is_err() || header.fin && !self.utf8.is_complete())
+        {
+            self.fail_protocol(ProtocolError::InvalidUtf8);
+            return None;
+        }
+        if !header.fin {
+            self.assembly = Some(Assembly { opcode, data });
+            return None;
+        }
+        self.receiving_compressed = false;
+        let data = data.freeze();
+        Some(Event::Message(if opcode == OpCode::Text {
+            Message::Text(Utf8Bytes::from_bytes_unchecked(data))
+        } else {
+            Message::Binary(data)
+        }))
+    }
+
     fn receive_close(&mut self, payload: Bytes) -> Option<Event> {
         let frame = match parse_close_payload(&payload) {
             Ok(frame) => frame,
@@ -886,7 +1043,7 @@ impl Protocol {
             // previously send a Close frame, the endpoint MUST send a Close frame in
             // response." Echo the payload rather than re-serializing it, so an empty close
             // stays empty.
-            self.write_frame_slice(OpCode::Close, true, &payload);
+            self.write_frame_slice(OpCode::Close, true, 0, &payload);
             self.close_sent = self.close_rcvd.clone();
             self.close_rcvd_then_sent = Some(true);
         } else {
@@ -1006,28 +1163,58 @@ impl Protocol {
             payload.extend_from_slice(&frame.code.as_u16().to_be_bytes());
             payload.extend_from_slice(frame.reason.as_bytes());
         }
-        self.write_frame_slice(OpCode::Close, true, &payload);
+        self.write_frame_slice(OpCode::Close, true, 0, &payload);
         self.close_sent = frame.or(Some(CloseFrame::new(CloseCode::NO_STATUS_RCVD, "")));
     }
 
-    fn write_message_slice(&mut self, opcode: OpCode, payload: &[u8]) {
+    fn write_message_slice(&mut self, opcode: OpCode, payload: &[u8], compress: bool) {
+        if let Some(compressed) = compress.then(|| self.compress(payload)).flatten() {
+            return self.write_compressed(opcode, compressed);
+        }
         match self.config.max_send_frame_size {
             Some(max) if payload.len() > max => {
                 let mut pieces = payload.chunks(max).peekable();
                 let mut opcode = opcode;
                 while let Some(piece) = pieces.next() {
-                    self.write_frame_slice(opcode, pieces.peek().is_none(), piece);
+                    self.write_frame_slice(opcode, pieces.peek().is_none(), 0, piece);
                     opcode = OpCode::Continuation;
                 }
             }
-            _ => self.write_frame_slice(opcode, true, payload),
+            _ => self.write_frame_slice(opcode, true, 0, payload),
         }
     }
 
-    fn header_for(&mut self, opcode: OpCode, fin: bool, len: usize) -> FrameHeader {
+    fn write_compressed(&mut self, opcode: OpCode, compressed: Bytes) {
+        let mut rest = compressed;
+        let mut opcode = opcode;
+        let mut rsv = RSV1;
+        if let Some(max) = self.config.max_send_frame_size {
+            while rest.len() > max {
+                let piece = rest.split_to(max);
+                self.write_frame_bytes(opcode, false, rsv, piece);
+                opcode = OpCode::Continuation;
+                rsv = 0;
+            }
+        }
+        self.write_frame_bytes(opcode, true, rsv, rest);
+    }
+
+    /// Compresses a message payload if compression is on and the message is not below the
+    /// threshold.
+    fn compress(&mut self, payload: &[u8]) -> Option<Bytes> {
+        let deflate = self.deflate.as_mut()?;
+        if payload.len() < self.deflate_threshold {
+            return None;
+        }
+        let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
+        deflate.compress(payload, &mut out);
+        Some(out.freeze())
+    }
+
+    fn header_for(&mut self, opcode: OpCode, fin: bool, rsv: u8, len: usize) -> FrameHeader {
         FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask: match self.side {
                 Side::Client => Some(self.mask_keys.next_key()),
@@ -1037,8 +1224,8 @@ impl Protocol {
         }
     }
 
-    fn write_frame_slice(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
-        let header = self.header_for(opcode, fin, payload.len());
+    fn write_frame_slice(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
+        let header = self.header_for(opcode, fin, rsv, payload.len());
         let tail = self.output.tail_mut();
         header.encode(tail);
         let start = tail.len();
@@ -1048,11 +1235,11 @@ impl Protocol {
         }
     }
 
-    fn write_frame_bytes(&mut self, opcode: OpCode, fin: bool, payload: Bytes) {
+    fn write_frame_bytes(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: Bytes) {
         if self.side == Side::Client || payload.len() < Outgoing::SHARE_THRESHOLD {
-            return self.write_frame_slice(opcode, fin, &payload);
+            return self.write_frame_slice(opcode, fin, rsv, &payload);
         }
-        let header = self.header_for(opcode, fin, payload.len());
+        let header = self.header_for(opcode, fin, rsv, payload.len());
         header.encode(self.output.tail_mut());
         self.output.push_bytes(payload);
     }
@@ -1104,6 +1291,8 @@ fn truncate_utf8(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// RSV1, "Per-Message Compressed" under permessage-deflate (RFC 7692 §6).
+const RSV1: u8 = 0b100;
 /// A control frame carries at most 125 bytes, 2 of which are the close code.
 const MAX_CLOSE_REASON: usize = 123;
 /// Most free space reserved ahead of the data for one large frame.

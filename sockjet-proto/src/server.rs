@@ -9,6 +9,7 @@ use http::{HeaderValue, Method, StatusCode, Version, header};
 use crate::{
     config::ServerConfig,
     error::{ApiMisuse, HandshakeError},
+    extension::permessage_deflate::{DeflateParams, PerMessageDeflate},
     handshake::{
         self, HeadLimits, HeadParser, Request, Response, content_length, parse_request,
         require_token, single_value, trim_ows, validate_key, validate_version, write_response,
@@ -79,6 +80,9 @@ pub struct ServerProtocol {
     pending_request: Option<Request>,
     handshake_error: Option<HandshakeError>,
     subprotocol: Option<String>,
+    /// permessage-deflate parameters agreed with the request's offer, and the response
+    /// header value that announces them.
+    negotiated_deflate: Option<(DeflateParams, String)>,
     eof_received: bool,
     /// An EOF was queued by the handshake (after an error response or a rejection).
     eof_queued: bool,
@@ -128,6 +132,7 @@ impl ServerProtocol {
             pending_request: None,
             handshake_error: None,
             subprotocol: None,
+            negotiated_deflate: None,
             eof_received: false,
             eof_queued: false,
             eof_pending: false,
@@ -357,6 +362,10 @@ impl ServerProtocol {
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        if let Some((_, extension)) = &self.negotiated_deflate {
+            let value = HeaderValue::from_str(extension).expect("negotiation writes tokens");
+            headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
+        }
         if let Some(server) = &self.server_header {
             headers.insert(header::SERVER, server.clone());
         }
@@ -457,6 +466,18 @@ impl ServerProtocol {
             .get(header::SEC_WEBSOCKET_PROTOCOL)
             .and_then(|value| std::str::from_utf8(trim_ows(value.as_bytes())).ok())
             .map(str::to_owned);
+        // Compression is on if the response still announces the negotiated extension (the
+        // application may have removed the header to refuse it).
+        let announced = response
+            .headers()
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .any(|value| value.as_bytes().starts_with(b"permessage-deflate"));
+        if let (true, Some((params, _))) = (announced, self.negotiated_deflate.take()) {
+            let config = self.protocol.config().deflate.clone().unwrap_or_default();
+            self.protocol
+                .enable_permessage_deflate(PerMessageDeflate::new(Side::Server, params, &config));
+        }
         self.phase = Phase::Open;
         // The bytes behind the request head are frames (a client MUST wait for the
         // response before sending them, RFC 6455 §4.1, but one that does not still gets
@@ -563,6 +584,10 @@ impl ServerProtocol {
             validate_request(&request)?;
             Ok(request)
         });
+        let request = request.and_then(|request| {
+            self.negotiated_deflate = self.negotiate_deflate(&request)?;
+            Ok(request)
+        });
         match request {
             Ok(request) => {
                 self.phase = Phase::RequestReceived;
@@ -570,6 +595,27 @@ impl ServerProtocol {
             }
             Err(error) => self.fail(error),
         }
+    }
+
+    /// Picks the first acceptable permessage-deflate offer of the request, if compression
+    /// is configured (RFC 7692 §5).
+    fn negotiate_deflate(
+        &self,
+        request: &Request,
+    ) -> Result<Option<(DeflateParams, String)>, HandshakeError> {
+        let Some(config) = &self.protocol.config().deflate else {
+            return Ok(None);
+        };
+        let offers: Vec<&str> = request
+            .headers()
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        if offers.is_empty() {
+            return Ok(None);
+        }
+        config.server_negotiate(&offers)
     }
 
     /// Answers an invalid request with the error's status and closes. After an EOF during

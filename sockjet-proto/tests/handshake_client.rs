@@ -109,6 +109,7 @@ fn client_sends_request() {
              Connection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
              Sec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
              User-Agent: sockjet/{version}\r\n\r\n"
         )
     );
@@ -118,7 +119,9 @@ fn client_sends_request() {
 
 #[test]
 fn client_sends_request_with_options() {
+    // Without compression: no Sec-WebSocket-Extensions offer.
     let config = ClientConfig::default()
+        .protocol(sockjet_proto::Config::default().deflate(None))
         .origin(Some("https://example.com".into()))
         .subprotocols(["chat", "superchat"])
         .header(
@@ -511,14 +514,39 @@ fn client_receives_subprotocol_not_offered() {
 
 #[test]
 fn client_receives_unexpected_extension() {
+    // An extension that was never offered.
+    let headers = [
+        &VALID_HEADERS[..],
+        &["Sec-WebSocket-Extensions: x-webkit-foo"],
+    ]
+    .concat();
+    let (client, events) = client_receiving(
+        ClientConfig::default(),
+        &response_bytes("HTTP/1.1 101 Switching Protocols", &headers),
+    );
+    assert!(events.is_empty());
+    assert!(matches!(
+        client.handshake_error(),
+        Some(HandshakeError::UnexpectedNegotiation(_))
+    ));
+    // permessage-deflate when compression was not offered.
     let headers = [
         &VALID_HEADERS[..],
         &["Sec-WebSocket-Extensions: permessage-deflate"],
     ]
     .concat();
-    assert_failed(
+    let no_compression =
+        ClientConfig::default().protocol(sockjet_proto::Config::default().deflate(None));
+    let (client, events) = client_receiving(
+        no_compression,
         &response_bytes("HTTP/1.1 101 Switching Protocols", &headers),
-        HandshakeError::UnexpectedNegotiation("extension permessage-deflate not offered".into()),
+    );
+    assert!(events.is_empty());
+    assert_eq!(
+        client.handshake_error(),
+        Some(&HandshakeError::UnexpectedNegotiation(
+            "extension permessage-deflate not offered".into()
+        ))
     );
 }
 

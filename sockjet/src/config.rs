@@ -119,6 +119,18 @@ impl ConnectionConfig {
         self
     }
 
+    /// Sets permessage-deflate (RFC 7692) options; `None` turns compression off. On by
+    /// default on both sides, with memory-friendly parameters.
+    ///
+    /// ```
+    /// let config = sockjet::ConnectionConfig::default().compression(None);
+    /// assert!(config.protocol.deflate.is_none());
+    /// ```
+    pub fn compression(mut self, deflate: Option<sockjet_proto::DeflateConfig>) -> Self {
+        self.protocol = self.protocol.deflate(deflate);
+        self
+    }
+
     /// Sets the largest message accepted (default 1 MiB); `None` for no limit. Frames are
     /// limited to the same size.
     ///

@@ -262,6 +262,7 @@ impl Shared {
         &self,
         cx: &mut Context<'_>,
         message: &mut Option<Message>,
+        compress: bool,
     ) -> Poll<Result<(), Error>> {
         let mut inner = self.lock();
         match inner.poll_send_ready(cx, self.config.write_limit) {
@@ -270,7 +271,7 @@ impl Shared {
             Poll::Pending => return Poll::Pending,
         }
         let message = message.take().expect("send polled after completion");
-        if let Err(misuse) = inner.proto.send_message(message) {
+        if let Err(misuse) = inner.proto.send_message_with(message, compress) {
             return Poll::Ready(Err(match inner.proto.state() {
                 State::Open => Error::from(misuse),
                 _ => inner.closed_error(),
@@ -743,7 +744,32 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
-        send(&self.shared, message.into()).await
+        send(&self.shared, message.into(), true).await
+    }
+
+    /// Sends a message without compressing it, even when permessage-deflate is in use
+    /// (for data that is already compressed, or too small to gain).
+    ///
+    /// # Errors
+    ///
+    /// Fails if the connection is closing or closed.
+    ///
+    /// ```no_run
+    /// # async fn f(ws: sockjet::Connection) -> Result<(), sockjet::Error> {
+    /// ws.send_uncompressed(vec![0x1f, 0x8b, 0x08]).await?; // gzip bytes
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_uncompressed(&self, message: impl Into<Message>) -> Result<(), Error> {
+        send(&self.shared, message.into(), false).await
+    }
+
+    /// Whether permessage-deflate was negotiated on this connection.
+    ///
+    /// ```no_run
+    /// # fn f(ws: &sockjet::Connection) { println!("compressed: {}", ws.is_compressed()); }
+    /// ```
+    pub fn is_compressed(&self) -> bool {
+        self.shared.lock().proto.is_compressing()
     }
 
     /// Starts the closing handshake and waits for it to finish (or for the close timeout).
@@ -998,7 +1024,22 @@ impl Sender {
     /// # Ok(()) }
     /// ```
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
-        send(&self.shared, message.into()).await
+        send(&self.shared, message.into(), true).await
+    }
+
+    /// Sends a message without compressing it; see [`Connection::send_uncompressed`].
+    ///
+    /// # Errors
+    ///
+    /// Fails if the connection is closing or closed.
+    ///
+    /// ```no_run
+    /// # async fn f(s: sockjet::Sender) -> Result<(), sockjet::Error> {
+    /// s.send_uncompressed("already small").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_uncompressed(&self, message: impl Into<Message>) -> Result<(), Error> {
+        send(&self.shared, message.into(), false).await
     }
 
     /// Sends a ping and waits for its pong; see [`Connection::ping`].
@@ -1062,7 +1103,7 @@ impl Sender {
     /// # Ok(()) }
     /// ```
     pub async fn send_bytes(&self, data: Bytes) -> Result<(), Error> {
-        send(&self.shared, Message::Binary(data)).await
+        send(&self.shared, Message::Binary(data), true).await
     }
 }
 
@@ -1089,9 +1130,9 @@ impl fmt::Debug for Sender {
     }
 }
 
-async fn send(shared: &Shared, message: Message) -> Result<(), Error> {
+async fn send(shared: &Shared, message: Message, compress: bool) -> Result<(), Error> {
     let mut message = Some(message);
-    std::future::poll_fn(|cx| shared.poll_send(cx, &mut message)).await
+    std::future::poll_fn(|cx| shared.poll_send(cx, &mut message, compress)).await
 }
 
 async fn close(shared: &Shared, code: CloseCode, reason: &str) -> Result<(), Error> {

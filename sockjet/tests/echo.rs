@@ -259,3 +259,60 @@ async fn pings_are_answered_after_the_application_stops_reading() {
     let rtt = within(ws.ping()).await.unwrap();
     assert!(rtt < Duration::from_secs(2), "{rtt:?}");
 }
+
+#[tokio::test]
+async fn compression_is_negotiated_by_default_and_can_be_turned_off() {
+    let addr = echo_server(ConnectionConfig::default()).await;
+    let mut ws = within(connect(&format!("ws://{addr}"))).await.unwrap();
+    assert!(ws.is_compressed());
+    let text = "compress me ".repeat(1000);
+    ws.send(text.clone()).await.unwrap();
+    assert_eq!(
+        within(ws.recv()).await.unwrap(),
+        Some(Message::text(text.clone()))
+    );
+    ws.send_uncompressed(text.clone()).await.unwrap();
+    assert_eq!(within(ws.recv()).await.unwrap(), Some(Message::text(text)));
+
+    let mut plain = ClientBuilder::new(format!("ws://{addr}"))
+        .connection(ConnectionConfig::default().compression(None))
+        .connect()
+        .await
+        .unwrap();
+    assert!(!plain.is_compressed());
+    plain.send("plain").await.unwrap();
+    assert_eq!(
+        within(plain.recv()).await.unwrap(),
+        Some(Message::text("plain"))
+    );
+
+    let addr = echo_server(ConnectionConfig::default().compression(None)).await;
+    let ws = within(connect(&format!("ws://{addr}"))).await.unwrap();
+    assert!(!ws.is_compressed());
+}
+
+#[tokio::test]
+async fn decompression_bomb_is_refused_with_1009_and_the_server_survives() {
+    let addr = echo_server(ConnectionConfig::default()).await;
+    // The client allows itself big messages; the server keeps its 1 MiB limit. 32 MiB of
+    // zeros compress to about 32 KiB on the wire.
+    let mut ws = ClientBuilder::new(format!("ws://{addr}"))
+        .connection(ConnectionConfig::default().max_message_size(Some(64 << 20)))
+        .connect()
+        .await
+        .unwrap();
+    assert!(ws.is_compressed());
+    ws.send(vec![0u8; 32 << 20]).await.unwrap();
+    let error = within(ws.recv()).await.unwrap_err();
+    assert_eq!(
+        error.closed().unwrap().code(),
+        CloseCode::MESSAGE_TOO_BIG,
+        "{error}"
+    );
+    let mut ws = within(connect(&format!("ws://{addr}"))).await.unwrap();
+    ws.send("fine").await.unwrap();
+    assert_eq!(
+        within(ws.recv()).await.unwrap(),
+        Some(Message::text("fine"))
+    );
+}

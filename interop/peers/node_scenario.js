@@ -48,9 +48,10 @@ function withTimeout(promise, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-// Wraps a `ws` WebSocket with awaitable recv() / send() / ping() / close().
+// Wraps a `ws` WebSocket with awaitable recv() / send() / ping() / close(). `annotate`,
+// called as each message arrives, adds fields to what recv() resolves with.
 class Peer {
-  constructor(ws) {
+  constructor(ws, annotate = () => ({})) {
     this.ws = ws;
     this.queue = [];
     this.waiter = null;
@@ -68,7 +69,7 @@ class Peer {
       this._wake();
     });
     ws.on('message', (data, isBinary) => {
-      this.queue.push({ data, isBinary });
+      this.queue.push({ data, isBinary, ...annotate() });
       this._wake();
     });
   }
@@ -174,8 +175,21 @@ function run(main) {
 }
 
 const options = {
-  perMessageDeflate: false, // sockjet has no permessage-deflate yet
+  perMessageDeflate: false, // uncompressed; node_deflate.js covers permessage-deflate
   maxPayload: MAX_SIZE,
 };
 
-module.exports = { TIMEOUT_MS, emit, fail, play, run, withTimeout, options };
+module.exports = {
+  MIB,
+  MAX_SIZE,
+  TIMEOUT_MS,
+  Peer,
+  describe,
+  emit,
+  fail,
+  pattern,
+  play,
+  run,
+  withTimeout,
+  options,
+};

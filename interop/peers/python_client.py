@@ -17,7 +17,7 @@ async def main(base):
     for path in ("/main", "/sockjet-closes"):
         async with connect(
             base + path,
-            compression=None,  # sockjet has no permessage-deflate yet
+            compression=None,  # uncompressed; python_deflate.py covers permessage-deflate
             max_size=scenario.MAX_SIZE,
             ping_interval=None,
             open_timeout=scenario.TIMEOUT,

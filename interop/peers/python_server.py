@@ -32,7 +32,7 @@ async def main():
         handler,
         "127.0.0.1",
         0,
-        compression=None,  # sockjet has no permessage-deflate yet
+        compression=None,  # uncompressed; python_deflate.py covers permessage-deflate
         max_size=scenario.MAX_SIZE,
         ping_interval=None,
         open_timeout=scenario.TIMEOUT,

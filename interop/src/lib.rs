@@ -4,11 +4,13 @@
 //! `websockets` and Node.js `ws` (as client and as server) and headless Chromium. The
 //! peers are small scripted programs in `peers/` that print one JSON line per observation;
 //! this crate finds them ([`deps`]), runs them ([`process`]) and plays sockjet's side of
-//! the same script ([`scenario`]).
+//! the same script: [`scenario`] without compression, [`deflate`] with permessage-deflate
+//! (RFC 7692) in several configurations of both sides.
 //!
 //! Their dependencies are installed by `scripts/install-test-deps.sh`; a test whose
 //! dependency is missing fails and says so.
 
+pub mod deflate;
 pub mod deps;
 pub mod process;
 pub mod scenario;

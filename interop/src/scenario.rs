@@ -73,7 +73,7 @@ pub fn sha1_hex(data: &[u8]) -> String {
         .collect()
 }
 
-fn hex(data: &[u8]) -> String {
+pub(crate) fn hex(data: &[u8]) -> String {
     data.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
@@ -122,7 +122,7 @@ pub fn expected_peer_events() -> Vec<Value> {
     ]
 }
 
-async fn step<T>(what: &str, future: impl Future<Output = T>) -> Result<T, String> {
+pub(crate) async fn step<T>(what: &str, future: impl Future<Output = T>) -> Result<T, String> {
     timeout(STEP_TIMEOUT, future)
         .await
         .map_err(|_| format!("{what}: timed out after {STEP_TIMEOUT:?}"))
@@ -145,7 +145,11 @@ fn first_difference(a: &[u8], b: &[u8]) -> String {
 }
 
 /// Receives one message and checks that it is `expected`.
-async fn expect(ws: &mut Connection, what: &str, expected: Message) -> Result<(), String> {
+pub(crate) async fn expect(
+    ws: &mut Connection,
+    what: &str,
+    expected: Message,
+) -> Result<(), String> {
     let received = step(what, ws.recv()).await?;
     match received {
         Ok(Some(message)) if message == expected => Ok(()),
@@ -167,13 +171,17 @@ async fn expect(ws: &mut Connection, what: &str, expected: Message) -> Result<()
     }
 }
 
-async fn send(ws: &Connection, what: &str, message: impl Into<Message>) -> Result<(), String> {
+pub(crate) async fn send(
+    ws: &Connection,
+    what: &str,
+    message: impl Into<Message>,
+) -> Result<(), String> {
     step(what, ws.send(message))
         .await?
         .map_err(|error| format!("{what}: send failed: {error}"))
 }
 
-fn check_eq<T: PartialEq + std::fmt::Debug>(
+pub(crate) fn check_eq<T: PartialEq + std::fmt::Debug>(
     what: &str,
     actual: T,
     expected: T,
@@ -313,7 +321,7 @@ pub async fn play_closer(mut ws: Connection, peer: &str) -> Result<ConnectionClo
 /// What a sockjet server handler reports to the test.
 type Report = (String, Result<String, String>);
 
-fn fail_with(peer: &PeerProcess, what: impl Display) -> ! {
+pub(crate) fn fail_with(peer: &PeerProcess, what: impl Display) -> ! {
     peer.fail(format!("{} ↔ sockjet: {what}", peer.name()))
 }
 

@@ -3,11 +3,18 @@
 //! The page talks to a sockjet server on three paths: `/echo` (sockjet echoes, and pings
 //! the browser once), `/server-closes` (sockjet sends one message and closes with 1001)
 //! and `/report` (the page sends its JSON results). The test checks both sides.
+//!
+//! Chromium always offers permessage-deflate. With sockjet's default configuration both
+//! sides must report it negotiated (`WebSocket.extensions` in the page, `is_compressed()`
+//! in sockjet); with `compression(None)`, neither.
 
 use std::{path::PathBuf, time::Duration};
 
 use serde_json::{Value, json};
-use sockjet::{CloseCode, CloseFrame, Connection, ConnectionClosed, Message, Server};
+use sockjet::{
+    CloseCode, CloseFrame, Connection, ConnectionClosed, Message, Server,
+    proto::{DeflateConfig, http::header::SEC_WEBSOCKET_EXTENSIONS},
+};
 use sockjet_interop::{
     deps,
     process::{PeerCommand, PeerProcess},
@@ -18,18 +25,38 @@ use tokio::{sync::mpsc, time::timeout};
 /// Chromium's start on a busy 2-core machine is the slow part.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A connection's compression: `is_compressed()` and the `Sec-WebSocket-Extensions` that
+/// sockjet answered.
+type Compression = (bool, String);
+
+fn compression(ws: &Connection) -> Compression {
+    let header = ws
+        .response()
+        .headers()
+        .get_all(SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ");
+    (ws.is_compressed(), header)
+}
+
 /// What a handler saw, for the test.
 #[derive(Debug)]
 enum Seen {
-    /// `/echo`: the messages (type, length), the ping RTT, how `recv` ended, how it closed.
+    /// `/echo`: the compression, the messages (type, length), the ping RTT, how `recv`
+    /// ended, how it closed.
     Echo {
+        compression: Compression,
         messages: Vec<(&'static str, usize)>,
         rtt: Option<Result<Duration, String>>,
         end: Result<(), String>,
         closed: ConnectionClosed,
     },
-    /// `/server-closes`: the result of `send` and `close`, and how it closed.
+    /// `/server-closes`: the compression, the result of `send` and `close`, and how it
+    /// closed.
     ServerCloses {
+        compression: Compression,
         result: Result<(), String>,
         closed: ConnectionClosed,
     },
@@ -38,6 +65,7 @@ enum Seen {
 }
 
 async fn echo(mut ws: Connection) -> Seen {
+    let compression = compression(&ws);
     let mut messages = Vec::new();
     let mut rtt = None;
     let end = loop {
@@ -66,6 +94,7 @@ async fn echo(mut ws: Connection) -> Seen {
     };
     let closed = ws.closed().await;
     Seen::Echo {
+        compression,
         messages,
         rtt,
         end,
@@ -74,6 +103,7 @@ async fn echo(mut ws: Connection) -> Seen {
 }
 
 async fn server_closes(ws: Connection) -> Seen {
+    let compression = compression(&ws);
     let result = async {
         ws.send("bye from sockjet")
             .await
@@ -84,6 +114,7 @@ async fn server_closes(ws: Connection) -> Seen {
     }
     .await;
     Seen::ServerCloses {
+        compression,
         result,
         closed: ws.closed().await,
     }
@@ -137,12 +168,25 @@ impl Drop for Profile {
     }
 }
 
+/// sockjet's default configuration: Chromium's offer of permessage-deflate is accepted.
 #[tokio::test]
 async fn chromium_with_sockjet_server() {
+    chromium_with(Some(DeflateConfig::default())).await;
+}
+
+/// sockjet's compression off: Chromium's offer is declined.
+#[tokio::test]
+async fn chromium_with_sockjet_server_without_compression() {
+    chromium_with(None).await;
+}
+
+/// Runs the page against a sockjet server with `deflate` as its compression.
+async fn chromium_with(deflate: Option<DeflateConfig>) {
     let started = std::time::Instant::now();
+    let compressed = deflate.is_some();
     let chromium = deps::chromium();
     let server = Server::builder()
-        .connection(connection_config(None))
+        .connection(connection_config(None).compression(deflate))
         .bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
@@ -207,10 +251,44 @@ async fn chromium_with_sockjet_server() {
     drop(chromium); // kills the browser and its children
     serving.abort();
 
-    // What the page saw.
+    // What sockjet answered to Chromium's offer, and what each side made of it.
+    let Seen::Echo {
+        compression: (echo_compressed, echo_extensions),
+        ..
+    } = &echo
+    else {
+        unreachable!()
+    };
+    let Seen::ServerCloses {
+        compression: (closes_compressed, closes_extensions),
+        ..
+    } = &closes
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (*echo_compressed, *closes_compressed),
+        (compressed, compressed),
+        "sockjet's is_compressed() on /echo and /server-closes (Sec-WebSocket-Extensions {echo_extensions:?}, {closes_extensions:?})"
+    );
+    if compressed {
+        assert!(
+            echo_extensions.starts_with("permessage-deflate"),
+            "sockjet's Sec-WebSocket-Extensions to Chromium: {echo_extensions:?}"
+        );
+    } else {
+        assert_eq!(echo_extensions, "", "sockjet's Sec-WebSocket-Extensions");
+    }
+    assert_eq!(
+        closes_extensions, echo_extensions,
+        "sockjet's Sec-WebSocket-Extensions on /server-closes and /echo"
+    );
+
+    // What the page saw; its `WebSocket.extensions` is what sockjet answered.
     let expected = json!({
         "errors": [],
         "echo": {
+            "extensions": echo_extensions,
             "text": {"type": "text", "data": "héllo from chromium ✓ 🦀"},
             "binary": {
                 "type": "binary",
@@ -218,10 +296,13 @@ async fn chromium_with_sockjet_server() {
             },
             "big_binary": {"type": "binary", "len": MIB, "equal": true},
             "big_text": {"type": "text", "len": large_text().len(), "equal": true},
+            "random_binary": {"type": "binary", "len": 256 * 1024, "equal": true},
+            "repeated_text": [true, true, true, true, true],
             "after_close": "closed",
             "close": {"code": 1000, "reason": "done", "wasClean": true},
         },
         "server_closes": {
+            "extensions": closes_extensions,
             "messages": ["bye from sockjet"],
             "close": {"code": 1001, "reason": GOING_AWAY_REASON, "wasClean": true},
         },
@@ -237,17 +318,25 @@ async fn chromium_with_sockjet_server() {
         rtt,
         end,
         closed,
+        ..
     } = echo
     else {
         unreachable!()
     };
+    let repeated = "context takeover ✓ ".len() * 32;
     assert_eq!(
         messages,
         [
             ("text", "héllo from chromium ✓ 🦀".len()),
             ("binary", 256),
             ("binary", MIB),
-            ("text", large_text().len())
+            ("text", large_text().len()),
+            ("binary", 256 * 1024),
+            ("text", repeated),
+            ("text", repeated),
+            ("text", repeated),
+            ("text", repeated),
+            ("text", repeated),
         ],
         "messages sockjet received on /echo"
     );
@@ -265,7 +354,7 @@ async fn chromium_with_sockjet_server() {
         },
         "how /echo closed"
     );
-    let Seen::ServerCloses { result, closed } = closes else {
+    let Seen::ServerCloses { result, closed, .. } = closes else {
         unreachable!()
     };
     assert_eq!(result, Ok(()), "send and close(1001) on /server-closes");
@@ -280,7 +369,8 @@ async fn chromium_with_sockjet_server() {
         "how /server-closes closed (chromium echoes code and reason)"
     );
     println!(
-        "chromium ↔ sockjet server: ok in {:?} (ping RTT {rtt:?}; /server-closes: {closed})",
-        started.elapsed()
+        "chromium ↔ sockjet server: ok in {:?} (Sec-WebSocket-Extensions {}; ping RTT {rtt:?}; /server-closes: {closed})",
+        started.elapsed(),
+        report["echo"]["extensions"],
     );
 }

@@ -477,25 +477,9 @@ impl Protocol {
             Message::Text(text) => (OpCode::Text, text.into_bytes()),
             Message::Binary(data) => (OpCode::Binary, data),
         };
-        let (payload, rsv) = match compress.then(|| self.compress(&payload)).flatten() {
-            Some(compressed) => (compressed, RSV1),
-            None => (payload, 0),
-        };
-        match self.config.max_send_frame_size {
-            Some(max) if payload.len() > max => {
-                let mut rest = payload;
-                let mut opcode = opcode;
-                let mut rsv = rsv;
-                while rest.len() > max {
-                    let piece = rest.split_to(max);
-                    self.write_frame_bytes(opcode, false, rsv, piece);
-                    opcode = OpCode::Continuation;
-                    // RFC 7692 §6.1: RSV1 is set on the first frame of a message only.
-                    rsv = 0;
-                }
-                self.write_frame_bytes(opcode, true, rsv, rest);
-            }
-            _ => self.write_frame_bytes(opcode, true, rsv, payload),
+        match compress.then(|| self.compress(&payload)).flatten() {
+            Some(compressed) => self.write_message_bytes(opcode, compressed, RSV1),
+            None => self.write_message_bytes(opcode, payload, 0),
         }
         Ok(())
     }
@@ -1169,7 +1153,7 @@ impl Protocol {
 
     fn write_message_slice(&mut self, opcode: OpCode, payload: &[u8], compress: bool) {
         if let Some(compressed) = compress.then(|| self.compress(payload)).flatten() {
-            return self.write_compressed(opcode, compressed);
+            return self.write_message_bytes(opcode, compressed, RSV1);
         }
         match self.config.max_send_frame_size {
             Some(max) if payload.len() > max => {
@@ -1184,15 +1168,17 @@ impl Protocol {
         }
     }
 
-    fn write_compressed(&mut self, opcode: OpCode, compressed: Bytes) {
-        let mut rest = compressed;
+    /// Writes a whole message, split into frames of at most `max_send_frame_size`.
+    fn write_message_bytes(&mut self, opcode: OpCode, payload: Bytes, rsv: u8) {
+        let mut rest = payload;
         let mut opcode = opcode;
-        let mut rsv = RSV1;
+        let mut rsv = rsv;
         if let Some(max) = self.config.max_send_frame_size {
             while rest.len() > max {
                 let piece = rest.split_to(max);
                 self.write_frame_bytes(opcode, false, rsv, piece);
                 opcode = OpCode::Continuation;
+                // RFC 7692 §6.1: RSV1 is set on the first frame of a message only.
                 rsv = 0;
             }
         }

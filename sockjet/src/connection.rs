@@ -248,14 +248,7 @@ impl Shared {
         if inner.terminated {
             return Err(inner.closed_error());
         }
-        if let Err(misuse) = inner.proto.send_message(message) {
-            return Err(match inner.proto.state() {
-                State::Open => Error::from(misuse),
-                _ => inner.closed_error(),
-            });
-        }
-        inner.after_send();
-        Ok(())
+        inner.send_now(message, true)
     }
 
     fn poll_send(
@@ -271,14 +264,7 @@ impl Shared {
             Poll::Pending => return Poll::Pending,
         }
         let message = message.take().expect("send polled after completion");
-        if let Err(misuse) = inner.proto.send_message_with(message, compress) {
-            return Poll::Ready(Err(match inner.proto.state() {
-                State::Open => Error::from(misuse),
-                _ => inner.closed_error(),
-            }));
-        }
-        inner.after_send();
-        Poll::Ready(Ok(()))
+        Poll::Ready(inner.send_now(message, compress))
     }
 
     fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -542,6 +528,18 @@ impl Inner {
         }
         self.add_drain_waiter(cx.waker());
         Poll::Pending
+    }
+
+    /// Encodes a message and writes it now or defers the write (see `after_send`).
+    fn send_now(&mut self, message: Message, compress: bool) -> Result<(), Error> {
+        if let Err(misuse) = self.proto.send_message_with(message, compress) {
+            return Err(match self.proto.state() {
+                State::Open => Error::from(misuse),
+                _ => self.closed_error(),
+            });
+        }
+        self.after_send();
+        Ok(())
     }
 
     fn after_send(&mut self) {

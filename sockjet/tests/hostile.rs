@@ -6,9 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    REQUEST, close_code_in, echo_server, masked_frame, raw_client, read_head, read_to_end, within,
+    REQUEST, assert_still_serves, close_code_in, echo_server, masked_frame, raw_client, read_head,
+    read_to_end, within,
 };
-use sockjet::{ConnectionConfig, Message, connect};
+use sockjet::ConnectionConfig;
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 async fn status_for(addr: std::net::SocketAddr, request: &[u8]) -> String {
@@ -16,15 +17,6 @@ async fn status_for(addr: std::net::SocketAddr, request: &[u8]) -> String {
     let _ = stream.write_all(request).await;
     let head = read_head(&mut stream).await;
     head.lines().next().unwrap_or_default().to_owned()
-}
-
-async fn assert_still_serves(addr: std::net::SocketAddr) {
-    let mut ws = within(connect(&format!("ws://{addr}"))).await.unwrap();
-    ws.send("still here").await.unwrap();
-    assert_eq!(
-        within(ws.recv()).await.unwrap(),
-        Some(Message::text("still here"))
-    );
 }
 
 #[tokio::test]

@@ -128,3 +128,15 @@ pub fn close_code_in(bytes: &[u8]) -> Option<u16> {
     }
     None
 }
+
+/// A fresh connection to `addr` still echoes: what went before did not hurt the server.
+pub async fn assert_still_serves(addr: SocketAddr) {
+    let mut ws = within(sockjet::connect(&format!("ws://{addr}")))
+        .await
+        .unwrap();
+    ws.send("still here").await.unwrap();
+    assert_eq!(
+        within(ws.recv()).await.unwrap(),
+        Some(sockjet::Message::text("still here"))
+    );
+}

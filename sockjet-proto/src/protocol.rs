@@ -8,7 +8,7 @@ use crate::{
     close::{CloseCode, CloseFrame, ConnectionClosed},
     config::Config,
     error::{ApiMisuse, ProtocolError},
-    extension::permessage_deflate::{InflateError, PerMessageDeflate},
+    extension::{DecodeError, Extension, permessage_deflate::PerMessageDeflate},
     frame::{
         FrameHeader, OpCode,
         mask::{MaskKeys, OsRandomMaskKeys, apply_mask, apply_mask_at},
@@ -147,12 +147,13 @@ pub struct Protocol {
     close_sent: Option<CloseFrame>,
     close_rcvd_then_sent: Option<bool>,
     close_error: Option<ProtocolError>,
-    /// permessage-deflate, once negotiated.
-    deflate: Option<PerMessageDeflate>,
-    /// Messages shorter than this are sent uncompressed.
-    deflate_threshold: usize,
-    /// The message being received has RSV1 set on its first frame (RFC 7692 §6).
-    receiving_compressed: bool,
+    /// The extension negotiated in the handshake (permessage-deflate), if any.
+    extension: Option<Box<dyn Extension>>,
+    /// The reserved bit of `extension`, or 0 without one.
+    extension_rsv: u8,
+    /// The message being received has the extension's bit on its first frame, so all its
+    /// frames go through the extension (RFC 7692 §6).
+    receiving_encoded: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -196,15 +197,33 @@ impl Protocol {
             close_sent: None,
             close_rcvd_then_sent: None,
             close_error: None,
-            deflate: None,
-            deflate_threshold: 0,
-            receiving_compressed: false,
+            extension: None,
+            extension_rsv: 0,
+            receiving_encoded: false,
         }
     }
 
-    /// Turns on permessage-deflate with the parameters negotiated in the handshake.
-    /// [`ServerProtocol`](crate::ServerProtocol) and [`ClientProtocol`](crate::ClientProtocol)
-    /// call this; a driver that did its own handshake calls it before any frame.
+    /// Plugs in the extension negotiated in the handshake, before any frame is sent or
+    /// received. [`ServerProtocol`](crate::ServerProtocol) and
+    /// [`ClientProtocol`](crate::ClientProtocol) call this when they agree on
+    /// permessage-deflate; a driver that did its own handshake calls it with whatever it
+    /// negotiated. One extension at a time: a second call replaces the first.
+    ///
+    /// ```
+    /// use sockjet_proto::{Config, DeflateConfig, DeflateParams, PerMessageDeflate, Protocol, Side};
+    /// let config = DeflateConfig::default();
+    /// let deflate = PerMessageDeflate::new(Side::Server, DeflateParams::default(), &config);
+    /// let mut server = Protocol::new(Side::Server, Config::default());
+    /// server.set_extension(Box::new(deflate));
+    /// assert_eq!(server.extension().map(|e| e.name()), Some("permessage-deflate"));
+    /// ```
+    pub fn set_extension(&mut self, extension: Box<dyn Extension>) {
+        self.extension_rsv = extension.rsv();
+        self.extension = Some(extension);
+    }
+
+    /// Turns on permessage-deflate with the parameters negotiated in the handshake: the
+    /// same as [`set_extension`](Self::set_extension).
     ///
     /// ```
     /// use sockjet_proto::{Config, DeflateConfig, DeflateParams, PerMessageDeflate, Protocol, Side};
@@ -215,12 +234,17 @@ impl Protocol {
     /// assert!(server.is_compressing());
     /// ```
     pub fn enable_permessage_deflate(&mut self, deflate: PerMessageDeflate) {
-        self.deflate_threshold = self
-            .config
-            .deflate
-            .as_ref()
-            .map_or(0, |config| config.threshold);
-        self.deflate = Some(deflate);
+        self.set_extension(Box::new(deflate));
+    }
+
+    /// The extension in use on this connection, if any.
+    ///
+    /// ```
+    /// # use sockjet_proto::{Protocol, Side};
+    /// assert!(Protocol::new(Side::Server, Default::default()).extension().is_none());
+    /// ```
+    pub fn extension(&self) -> Option<&dyn Extension> {
+        self.extension.as_deref()
     }
 
     /// Whether permessage-deflate is in use on this connection.
@@ -230,7 +254,9 @@ impl Protocol {
     /// assert!(!Protocol::new(Side::Server, Default::default()).is_compressing());
     /// ```
     pub fn is_compressing(&self) -> bool {
-        self.deflate.is_some()
+        self.extension
+            .as_ref()
+            .is_some_and(|extension| extension.name() == PerMessageDeflate::NAME)
     }
 
     /// Replaces the source of masking keys (clients only; servers never mask). Tests use a
@@ -458,8 +484,10 @@ impl Protocol {
     }
 
     /// Sends a message, compressed only if `compress` is true (and compression was
-    /// negotiated, and the message is not below the threshold). RSV1 is per message
-    /// (RFC 7692 §6), so one message can skip compression, e.g. data already compressed.
+    /// negotiated, and the message is not below the threshold): more generally, passed
+    /// through the connection's [`Extension`] only if `compress` is true. RSV1 is per
+    /// message (RFC 7692 §6), so one message can skip compression, e.g. data already
+    /// compressed.
     ///
     /// # Errors
     ///
@@ -477,8 +505,8 @@ impl Protocol {
             Message::Text(text) => (OpCode::Text, text.into_bytes()),
             Message::Binary(data) => (OpCode::Binary, data),
         };
-        match compress.then(|| self.compress(&payload)).flatten() {
-            Some(compressed) => self.write_message_bytes(opcode, compressed, RSV1),
+        match compress.then(|| self.encode(&payload)).flatten() {
+            Some(encoded) => self.write_message_bytes(opcode, encoded, self.extension_rsv),
             None => self.write_message_bytes(opcode, payload, 0),
         }
         Ok(())
@@ -764,9 +792,10 @@ impl Protocol {
         // MUST _Fail the WebSocket Connection_."
         // RFC 7692 §6: permessage-deflate gives RSV1 a meaning, on the first frame of a
         // data message only ("An endpoint MUST NOT set the "Per-Message Compressed" bit of
-        // control frames and non-first fragments of a data message").
+        // control frames and non-first fragments of a data message"). Any per-message
+        // extension's bit goes by the same rule.
         let allowed_rsv = match header.opcode {
-            OpCode::Text | OpCode::Binary if self.deflate.is_some() => RSV1,
+            OpCode::Text | OpCode::Binary => self.extension_rsv,
             _ => 0,
         };
         if header.rsv & !allowed_rsv != 0 {
@@ -850,11 +879,11 @@ impl Protocol {
         self.check_header(&provisional).err()
     }
 
-    /// Whether a data frame belongs to a compressed message.
+    /// Whether a data frame belongs to a message encoded by the extension (compressed).
     fn frame_is_compressed(&self, header: &FrameHeader) -> bool {
         match header.opcode {
-            OpCode::Text | OpCode::Binary => header.rsv & RSV1 != 0,
-            OpCode::Continuation => self.receiving_compressed,
+            OpCode::Text | OpCode::Binary => header.rsv & self.extension_rsv != 0,
+            OpCode::Continuation => self.receiving_encoded,
             _ => false,
         }
     }
@@ -910,7 +939,7 @@ impl Protocol {
             return self.receive_compressed_frame(header, &payload);
         }
         if header.opcode != OpCode::Continuation {
-            self.receiving_compressed = false;
+            self.receiving_encoded = false;
         }
         let is_text = self.is_text_payload(&header);
         if is_text {
@@ -966,19 +995,19 @@ impl Protocol {
                 (assembly.opcode, assembly.data)
             }
             opcode => {
-                self.receiving_compressed = true;
+                self.receiving_encoded = true;
                 (opcode, BytesMut::new())
             }
         };
         let limit = self.config.max_message_size.unwrap_or(usize::MAX);
         let start = data.len();
-        let deflate = self
-            .deflate
+        let extension = self
+            .extension
             .as_mut()
-            .expect("RSV1 accepted only with deflate");
-        match deflate.decompress(payload, header.fin, &mut data, limit) {
+            .expect("reserved bits accepted only with an extension");
+        match extension.decode(payload, header.fin, &mut data, limit) {
             Ok(()) => {}
-            Err(InflateError::TooBig) => {
+            Err(DecodeError::TooBig) => {
                 self.fail_protocol(ProtocolError::MessageTooBig {
                     size: limit as u64 + 1,
                     limit,
@@ -1000,7 +1029,7 @@ impl Protocol {
             self.assembly = Some(Assembly { opcode, data });
             return None;
         }
-        self.receiving_compressed = false;
+        self.receiving_encoded = false;
         let data = data.freeze();
         Some(Event::Message(if opcode == OpCode::Text {
             Message::Text(Utf8Bytes::from_bytes_unchecked(data))
@@ -1152,8 +1181,8 @@ impl Protocol {
     }
 
     fn write_message_slice(&mut self, opcode: OpCode, payload: &[u8], compress: bool) {
-        if let Some(compressed) = compress.then(|| self.compress(payload)).flatten() {
-            return self.write_message_bytes(opcode, compressed, RSV1);
+        if let Some(encoded) = compress.then(|| self.encode(payload)).flatten() {
+            return self.write_message_bytes(opcode, encoded, self.extension_rsv);
         }
         match self.config.max_send_frame_size {
             Some(max) if payload.len() > max => {
@@ -1185,16 +1214,12 @@ impl Protocol {
         self.write_frame_bytes(opcode, true, rsv, rest);
     }
 
-    /// Compresses a message payload if compression is on and the message is not below the
-    /// threshold.
-    fn compress(&mut self, payload: &[u8]) -> Option<Bytes> {
-        let deflate = self.deflate.as_mut()?;
-        if payload.len() < self.deflate_threshold {
-            return None;
-        }
-        let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
-        deflate.compress(payload, &mut out);
-        Some(out.freeze())
+    /// Passes a message payload through the extension, if there is one and it takes the
+    /// message (permessage-deflate leaves messages below its threshold alone).
+    fn encode(&mut self, payload: &[u8]) -> Option<Bytes> {
+        let extension = self.extension.as_mut()?;
+        let mut out = BytesMut::new();
+        extension.encode(payload, &mut out).then(|| out.freeze())
     }
 
     fn header_for(&mut self, opcode: OpCode, fin: bool, rsv: u8, len: usize) -> FrameHeader {
@@ -1277,8 +1302,6 @@ fn truncate_utf8(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// RSV1, "Per-Message Compressed" under permessage-deflate (RFC 7692 §6).
-const RSV1: u8 = 0b100;
 /// A control frame carries at most 125 bytes, 2 of which are the close code.
 const MAX_CLOSE_REASON: usize = 123;
 /// Most free space reserved ahead of the data for one large frame.

@@ -1,10 +1,15 @@
 //! WebSocket extensions (RFC 6455 §9): what sockjet negotiates in
 //! `Sec-WebSocket-Extensions`, and the per-connection state that runs them.
 //!
+//! A negotiated extension plugs into a [`Protocol`](crate::Protocol) through the
+//! [`Extension`] trait: the protocol hands it the payload of each outgoing data message to
+//! encode, and each frame of an incoming message whose first frame carries the extension's
+//! reserved bit, to decode. Framing, limits and UTF-8 validation stay in the protocol.
+//!
 //! The only extension is [`permessage_deflate`] (RFC 7692). Its negotiation is a pair of
 //! functions per side ([`DeflateConfig::client_offer`] and
 //! [`DeflateConfig::client_accept`], [`DeflateConfig::server_negotiate`]) and its
-//! per-connection state is a [`PerMessageDeflate`].
+//! per-connection state is a [`PerMessageDeflate`], which implements [`Extension`].
 //!
 //! ```
 //! use sockjet_proto::extension::permessage_deflate::DeflateConfig;
@@ -22,9 +27,118 @@
 //! [`DeflateConfig::server_negotiate`]: permessage_deflate::DeflateConfig::server_negotiate
 //! [`PerMessageDeflate`]: permessage_deflate::PerMessageDeflate
 
-use std::borrow::Cow;
+use std::{borrow::Cow, error::Error as StdError, fmt};
+
+use bytes::BytesMut;
 
 pub mod permessage_deflate;
+
+/// The per-connection state of a negotiated extension that transforms the payload of data
+/// messages, such as permessage-deflate (a "per-message" extension, RFC 7692 §4).
+///
+/// It owns one reserved bit ([`rsv`](Self::rsv)) which marks, on the first frame of a
+/// message, that the message was encoded. RFC 6455 §5.2 lets only a negotiated extension
+/// give a reserved bit a meaning, so the protocol fails a connection on any other bit, on
+/// the bit in a control frame or a continuation frame, and on the bit before an extension
+/// is set with [`Protocol::set_extension`](crate::Protocol::set_extension).
+///
+/// ```
+/// use sockjet_proto::extension::{DecodeError, Extension};
+/// use sockjet_proto::{BytesMut, Event, Message, Protocol, Side, frame::RSV2};
+///
+/// /// A toy extension: messages with RSV2 travel reversed.
+/// #[derive(Debug)]
+/// struct Reverse;
+///
+/// impl Extension for Reverse {
+///     fn name(&self) -> &'static str { "x-reverse" }
+///     fn rsv(&self) -> u8 { RSV2 }
+///     fn encode(&mut self, payload: &[u8], out: &mut BytesMut) -> bool {
+///         out.extend(payload.iter().rev());
+///         true
+///     }
+///     fn decode(&mut self, payload: &[u8], fin: bool, out: &mut BytesMut, max_len: usize)
+///         -> Result<(), DecodeError> {
+///         if out.len() + payload.len() > max_len { return Err(DecodeError::TooBig); }
+///         out.extend_from_slice(payload);
+///         if fin { out.reverse(); } // the whole message is in `out` at its last frame
+///         Ok(())
+///     }
+/// }
+///
+/// let mut server = Protocol::new(Side::Server, Default::default());
+/// server.set_extension(Box::new(Reverse));
+/// server.send_message(Message::binary(vec![1u8, 2, 3])).unwrap();
+/// let mut wire = Vec::new();
+/// server.outgoing().drain_into(&mut wire);
+/// assert_eq!(wire, [0x82 | RSV2 << 4, 3, 3, 2, 1]);
+///
+/// let mut client = Protocol::new(Side::Client, Default::default());
+/// client.set_extension(Box::new(Reverse));
+/// client.receive_data(&wire);
+/// assert_eq!(client.next_event(), Some(Event::Message(Message::binary(vec![1u8, 2, 3]))));
+/// ```
+pub trait Extension: fmt::Debug + Send {
+    /// The extension's registered name, as in `Sec-WebSocket-Extensions`.
+    fn name(&self) -> &'static str;
+
+    /// The reserved bit the extension sets on the first frame of a message it encoded, as
+    /// in [`FrameHeader::rsv`](crate::frame::FrameHeader::rsv):
+    /// [`RSV1`](crate::frame::RSV1), [`RSV2`](crate::frame::RSV2) or
+    /// [`RSV3`](crate::frame::RSV3).
+    fn rsv(&self) -> u8;
+
+    /// Encodes the payload of one whole outgoing message, appending the result to `out`.
+    /// Returns `false`, leaving `out` as it was, to send this message as it is (without
+    /// the reserved bit), e.g. because it is too short to gain from compression.
+    fn encode(&mut self, payload: &[u8], out: &mut BytesMut) -> bool;
+
+    /// Decodes one frame of an incoming message whose first frame had the reserved bit,
+    /// appending the result to `out`, which holds what the message's earlier frames
+    /// decoded to. `fin` is set on the message's last frame. `out` must not grow past
+    /// `max_len` bytes (the message size limit): an extension that expands data checks
+    /// this as it goes, not afterwards, so that a small frame cannot make it allocate a
+    /// huge buffer.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::TooBig`] past `max_len`, [`DecodeError::Invalid`] for data the
+    /// extension cannot decode. Either fails the connection (close codes 1009 and 1007),
+    /// so the state need not be usable afterwards.
+    fn decode(
+        &mut self,
+        payload: &[u8],
+        fin: bool,
+        out: &mut BytesMut,
+        max_len: usize,
+    ) -> Result<(), DecodeError>;
+}
+
+/// Why an [`Extension`] could not decode a message.
+///
+/// ```
+/// use sockjet_proto::extension::DecodeError;
+/// assert_eq!(DecodeError::TooBig.to_string(), "decoded message over the size limit");
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+pub enum DecodeError {
+    /// The decoded message would be larger than the size limit.
+    TooBig,
+    /// The payload is not valid for the extension (e.g. corrupt DEFLATE data).
+    Invalid,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooBig => f.write_str("decoded message over the size limit"),
+            Self::Invalid => f.write_str("invalid extension data"),
+        }
+    }
+}
+
+impl StdError for DecodeError {}
 
 /// One element of a `Sec-WebSocket-Extensions` list: an extension and its parameters.
 #[derive(Debug, Eq, PartialEq)]

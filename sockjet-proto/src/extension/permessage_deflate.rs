@@ -39,8 +39,8 @@ use std::{error::Error as StdError, fmt, mem};
 use bytes::BytesMut;
 use zlib_rs::{Deflate, DeflateFlush, Inflate, InflateFlush, Status};
 
-use super::{Param, parse_extensions};
-use crate::{error::HandshakeError, protocol::Side};
+use super::{DecodeError, Extension, Param, parse_extensions};
+use crate::{error::HandshakeError, frame::RSV1, protocol::Side};
 
 /// The window size a server compresses with unless configured otherwise: 12 bits, a 4 KiB
 /// window, as Python `websockets`. Its compressor then takes about 161 KiB instead of
@@ -530,6 +530,8 @@ pub struct PerMessageDeflate {
     compress_level: i32,
     compress_mem_level: i32,
     decompress_window_bits: u8,
+    /// Messages shorter than this are sent uncompressed by [`Extension::encode`].
+    threshold: usize,
     /// This side has no context takeover: reset the compressor after each message.
     reset_compressor: bool,
     /// The peer has no context takeover: reset the decompressor after each message.
@@ -552,6 +554,14 @@ impl fmt::Debug for PerMessageDeflate {
 }
 
 impl PerMessageDeflate {
+    /// The extension's name in `Sec-WebSocket-Extensions` (RFC 7692 §7).
+    ///
+    /// ```
+    /// # use sockjet_proto::PerMessageDeflate;
+    /// assert_eq!(PerMessageDeflate::NAME, "permessage-deflate");
+    /// ```
+    pub const NAME: &'static str = "permessage-deflate";
+
     /// Creates the state of one connection of `side`, with the negotiated `params` and
     /// the compression settings of `config` (its negotiation fields are not used).
     /// Allocates nothing: each direction's zlib state is created on first use.
@@ -598,6 +608,7 @@ impl PerMessageDeflate {
             compress_mem_level: i32::from(config.mem_level.clamp(1, 9)),
             // zlib-rs inflates raw streams with 8 to 15 bits (and always allocates 32 KiB).
             decompress_window_bits: clamp_bits(peers.0),
+            threshold: config.threshold,
             reset_compressor: ours.1,
             reset_decompressor: peers.1,
             stream_ended: false,
@@ -751,6 +762,40 @@ impl PerMessageDeflate {
             }
         }
         result
+    }
+}
+
+/// permessage-deflate as the connection's [`Extension`]: RSV1 marks a compressed message
+/// (RFC 7692 §6), messages under the threshold are sent as they are.
+impl Extension for PerMessageDeflate {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn rsv(&self) -> u8 {
+        RSV1
+    }
+
+    fn encode(&mut self, payload: &[u8], out: &mut BytesMut) -> bool {
+        if payload.len() < self.threshold {
+            return false;
+        }
+        self.compress(payload, out);
+        true
+    }
+
+    fn decode(
+        &mut self,
+        payload: &[u8],
+        fin: bool,
+        out: &mut BytesMut,
+        max_len: usize,
+    ) -> Result<(), DecodeError> {
+        self.decompress(payload, fin, out, max_len)
+            .map_err(|error| match error {
+                InflateError::TooBig => DecodeError::TooBig,
+                InflateError::Corrupt => DecodeError::Invalid,
+            })
     }
 }
 

@@ -78,6 +78,26 @@ impl TryFrom<u8> for OpCode {
     }
 }
 
+/// The first reserved bit (RSV1) as it appears in [`FrameHeader::rsv`]; "Per-Message
+/// Compressed" under permessage-deflate (RFC 7692 §6).
+///
+/// ```
+/// assert_eq!(sockjet_proto::frame::RSV1 << 4, 0x40);
+/// ```
+pub const RSV1: u8 = 0b100;
+/// The second reserved bit (RSV2) as it appears in [`FrameHeader::rsv`].
+///
+/// ```
+/// assert_eq!(sockjet_proto::frame::RSV2 << 4, 0x20);
+/// ```
+pub const RSV2: u8 = 0b010;
+/// The third reserved bit (RSV3) as it appears in [`FrameHeader::rsv`].
+///
+/// ```
+/// assert_eq!(sockjet_proto::frame::RSV3 << 4, 0x10);
+/// ```
+pub const RSV3: u8 = 0b001;
+
 /// A decoded frame header.
 ///
 /// ```

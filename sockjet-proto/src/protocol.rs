@@ -135,7 +135,9 @@ pub struct Protocol {
     /// Validates the text message being received, across frames and partial frames.
     utf8: Utf8Validator,
     output: Outgoing,
-    mask_keys: Box<dyn MaskKeys>,
+    /// Where a client's masking keys come from; created on the first masked frame, so a
+    /// server (which never masks) does not carry a key buffer per connection.
+    mask_keys: Option<Box<dyn MaskKeys>>,
     /// Opcode of the fragmented message being sent, if any.
     sending_fragmented: Option<OpCode>,
     /// Input is ignored: a close frame was received, or the connection failed.
@@ -187,7 +189,7 @@ impl Protocol {
             assembly: None,
             utf8: Utf8Validator::default(),
             output: Outgoing::default(),
-            mask_keys: Box::new(OsRandomMaskKeys::default()),
+            mask_keys: None,
             sending_fragmented: None,
             discarding: false,
             eof_pending: false,
@@ -273,7 +275,7 @@ impl Protocol {
     /// assert_eq!(wire, [0x81, 0x81, 0, 0, 0, 0, b'a']);
     /// ```
     pub fn with_mask_keys(mut self, keys: impl MaskKeys + 'static) -> Self {
-        self.mask_keys = Box::new(keys);
+        self.mask_keys = Some(Box::new(keys));
         self
     }
 
@@ -398,6 +400,43 @@ impl Protocol {
             self.input.reserve(wanted);
         }
         &mut self.input
+    }
+
+    /// Takes the receive buffer's memory away while nothing is buffered, so that a driver
+    /// can keep it for another connection while this one waits for data: an idle
+    /// connection then holds no read buffer. `None` if bytes are buffered (a partial
+    /// frame) or there is no memory to take.
+    ///
+    /// ```
+    /// # use sockjet_proto::{Protocol, Side};
+    /// let mut server = Protocol::new(Side::Server, Default::default());
+    /// server.receive_buffer();
+    /// let spare = server.take_idle_receive_buffer().unwrap();
+    /// assert!(spare.is_empty() && spare.capacity() >= 4096);
+    /// assert!(server.take_idle_receive_buffer().is_none());
+    /// ```
+    pub fn take_idle_receive_buffer(&mut self) -> Option<BytesMut> {
+        if !self.input.is_empty() || self.input.capacity() == 0 {
+            return None;
+        }
+        Some(std::mem::take(&mut self.input))
+    }
+
+    /// Gives the receive buffer memory to use, e.g. one taken from another connection with
+    /// [`take_idle_receive_buffer`](Self::take_idle_receive_buffer). Ignored (and
+    /// dropped) if this connection already has a buffer.
+    ///
+    /// ```
+    /// # use sockjet_proto::{BytesMut, Protocol, Side};
+    /// let mut server = Protocol::new(Side::Server, Default::default());
+    /// server.provide_receive_buffer(BytesMut::with_capacity(8192));
+    /// assert!(server.receive_buffer().capacity() >= 8192);
+    /// ```
+    pub fn provide_receive_buffer(&mut self, mut buffer: BytesMut) {
+        if self.input.is_empty() && self.input.capacity() == 0 {
+            buffer.clear();
+            self.input = buffer;
+        }
     }
 
     /// Reports the end of the incoming stream (the peer half-closed or closed TCP).
@@ -1228,7 +1267,11 @@ impl Protocol {
             rsv,
             opcode,
             mask: match self.side {
-                Side::Client => Some(self.mask_keys.next_key()),
+                Side::Client => Some(
+                    self.mask_keys
+                        .get_or_insert_with(|| Box::new(OsRandomMaskKeys::default()))
+                        .next_key(),
+                ),
                 Side::Server => None,
             },
             payload_len: len as u64,

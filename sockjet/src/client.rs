@@ -11,6 +11,7 @@ use crate::{
     connection::{Connection, Handshake, Transport},
     error::{Error, ErrorKind},
     server::{start, write_all_outgoing},
+    socket::Socket,
 };
 
 /// Opens a WebSocket connection to `url` (`ws://host[:port][/path][?query]`) with default
@@ -110,6 +111,37 @@ impl ClientBuilder {
         }
     }
 
+    /// Runs the opening handshake over a transport that is already connected to the
+    /// server (a TLS stream, a Unix socket, a proxy tunnel, an in-memory pipe), within the
+    /// open timeout. The URL gives the request's path and `Host`.
+    ///
+    /// # Errors
+    ///
+    /// See [`connect`].
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), sockjet::Error> {
+    /// let stream = tokio::net::TcpStream::connect("127.0.0.1:8765").await?;
+    /// let ws = sockjet::ClientBuilder::new("ws://127.0.0.1:8765/chat")
+    ///     .connect_on(stream)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_on(self, transport: impl Transport) -> Result<Connection, Error> {
+        let uri = parse_url(&self.url)?;
+        let timeout = self.connection.open_timeout;
+        let attempt = self.handshake_on(Socket::other(transport), &uri, None);
+        match timeout {
+            Some(timeout) => tokio::time::timeout(timeout, attempt).await.map_err(|_| {
+                Error::new(ErrorKind::Timeout).with_source(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "opening handshake timed out",
+                ))
+            })?,
+            None => attempt.await,
+        }
+    }
+
     async fn connect_uri(self, uri: Uri) -> Result<Connection, Error> {
         let host = uri.host().expect("parse_url checked the host");
         let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -117,13 +149,13 @@ impl ClientBuilder {
         let stream = TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
         let peer = stream.peer_addr().ok();
-        self.handshake_on(stream, &uri, peer).await
+        self.handshake_on(Socket::from(stream), &uri, peer).await
     }
 
     /// Runs the client handshake on an already connected transport.
-    async fn handshake_on<T: Transport>(
+    async fn handshake_on(
         self,
-        mut stream: T,
+        mut stream: Socket,
         uri: &Uri,
         peer: Option<SocketAddr>,
     ) -> Result<Connection, Error> {
@@ -145,7 +177,7 @@ impl ClientBuilder {
                     peer_addr: peer,
                 };
                 return Ok(start(
-                    Box::new(stream),
+                    stream,
                     proto.into_protocol(),
                     self.connection,
                     handshake,

@@ -35,11 +35,12 @@ use tokio::{
     sync::oneshot,
     time::Instant,
 };
-use tokio_util::io::{poll_read_buf, poll_write_buf};
+use tokio_util::io::poll_write_buf;
 
 use crate::{
     config::ConnectionConfig,
     error::{Error, ErrorKind},
+    socket::Socket,
 };
 
 /// A byte stream a WebSocket can run over: TCP, TLS, a Unix socket, an in-memory pipe.
@@ -80,7 +81,7 @@ pub(crate) struct Shared {
 }
 
 pub(crate) struct Inner {
-    stream: Option<Box<dyn Transport>>,
+    stream: Option<Socket>,
     pub(crate) proto: Protocol,
     inbound: VecDeque<Message>,
     /// Bytes being written; refilled from the protocol's output when empty.
@@ -129,7 +130,7 @@ pub(crate) struct PendingPing {
 
 impl Shared {
     pub(crate) fn new(
-        stream: Box<dyn Transport>,
+        stream: Socket,
         proto: Protocol,
         config: ConnectionConfig,
         handshake: Handshake,
@@ -350,8 +351,7 @@ impl Inner {
             self.read_done = true;
             return Poll::Ready(());
         };
-        let buffer = self.proto.receive_buffer();
-        match poll_read_buf(Pin::new(stream), cx, buffer) {
+        match stream.poll_read_into(cx, &mut self.proto) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(0)) => {
                 self.read_done = true;

@@ -31,6 +31,7 @@ mod connection;
 mod driver;
 mod error;
 mod server;
+mod socket;
 
 pub use sockjet_proto as proto;
 pub use sockjet_proto::{

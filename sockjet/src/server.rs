@@ -15,6 +15,7 @@ use crate::{
     connection::{Connection, Handshake, Shared, Transport},
     driver,
     error::{Error, ErrorKind},
+    socket::Socket,
 };
 
 /// Serves WebSocket connections on `addr`, calling `handler` for each one in its own task.
@@ -88,6 +89,26 @@ impl ServerBuilder {
     pub fn handshake(mut self, config: ServerConfig) -> Self {
         self.handshake = config;
         self
+    }
+
+    /// Runs the server side of the opening handshake over a transport that is already
+    /// connected to a client (a TLS stream, a Unix socket, a stream accepted by another
+    /// server), within the open timeout, and returns the connection. A failed handshake
+    /// is answered with its HTTP error before the error is returned.
+    ///
+    /// # Errors
+    ///
+    /// The handshake failed, timed out, or the transport failed.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), sockjet::Error> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8765").await?;
+    /// let (stream, _) = listener.accept().await?;
+    /// let ws = sockjet::Server::builder().accept(stream).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn accept(&self, transport: impl Transport) -> Result<Connection, Error> {
+        accept_on(Socket::other(transport), None, self).await
     }
 
     /// Binds the listening socket.
@@ -202,7 +223,9 @@ impl Server {
             let span = tracing::info_span!("ws", peer = %peer, path = tracing::field::Empty);
             tokio::spawn(
                 async move {
-                    match accept(stream, Some(peer), &settings).await {
+                    // Boxed, so that the handshake's state (a few hundred bytes) is freed
+                    // once it is over instead of sizing the task for the connection's life.
+                    match Box::pin(accept(stream, Some(peer), &settings)).await {
                         Ok(connection) => {
                             tracing::Span::current().record("path", connection.path());
                             tracing::info!("connection open");
@@ -235,13 +258,13 @@ async fn accept(
     settings: &ServerBuilder,
 ) -> Result<Connection, Error> {
     stream.set_nodelay(true)?;
-    accept_on(stream, peer, settings).await
+    accept_on(Socket::from(stream), peer, settings).await
 }
 
 /// Runs the server side of the opening handshake on any transport, then starts the
 /// connection.
-pub(crate) async fn accept_on<T: Transport>(
-    mut stream: T,
+pub(crate) async fn accept_on(
+    mut stream: Socket,
     peer: Option<SocketAddr>,
     settings: &ServerBuilder,
 ) -> Result<Connection, Error> {
@@ -281,7 +304,7 @@ pub(crate) async fn accept_on<T: Transport>(
         peer_addr: peer,
     };
     Ok(start(
-        Box::new(stream),
+        stream,
         proto.into_protocol(),
         settings.connection.clone(),
         handshake,
@@ -300,7 +323,7 @@ pub(crate) async fn write_all_outgoing<T: Transport>(
 
 /// Wraps an open protocol in a connection and spawns its driver.
 pub(crate) fn start(
-    stream: Box<dyn Transport>,
+    stream: Socket,
     proto: sockjet_proto::Protocol,
     config: ConnectionConfig,
     handshake: Handshake,

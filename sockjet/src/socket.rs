@@ -1,0 +1,151 @@
+//! The byte stream under a connection, and how it reads into the protocol.
+//!
+//! Plain TCP is kept unboxed so that a read can wait for readiness before it takes a
+//! buffer: a connection that waits for data holds no read buffer of its own. Its buffer
+//! goes to a small per-thread pool and the next connection with data to read takes it.
+//! Ten thousand idle connections then cost no read buffers, while busy ones reuse a
+//! handful of warm buffers without allocating.
+
+use std::{
+    cell::RefCell,
+    io::{self, IoSlice},
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use bytes::BytesMut;
+use sockjet_proto::Protocol;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
+use tokio_util::io::poll_read_buf;
+
+use crate::connection::Transport;
+
+/// Spare read buffers kept per thread; beyond this, an idle connection's buffer is freed.
+const SPARE_BUFFERS_PER_THREAD: usize = 32;
+
+thread_local! {
+    static SPARE_BUFFERS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The transport of one connection.
+pub(crate) enum Socket {
+    /// Plain TCP, read readiness-first.
+    Tcp(TcpStream),
+    /// Any other transport (TLS, a stream another server upgraded, an in-memory pipe):
+    /// reads go straight into the protocol's buffer.
+    Other(Box<dyn Transport>),
+}
+
+impl Socket {
+    /// Wraps any transport.
+    pub(crate) fn other(transport: impl Transport) -> Self {
+        Self::Other(Box::new(transport))
+    }
+
+    /// Reads once from the socket into `proto`'s receive buffer; `Ok(0)` is EOF.
+    pub(crate) fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        proto: &mut Protocol,
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Self::Tcp(tcp) => loop {
+                ready!(tcp.poll_read_ready(cx))?;
+                if let Some(spare) = SPARE_BUFFERS.with(|spares| spares.borrow_mut().pop()) {
+                    proto.provide_receive_buffer(spare);
+                }
+                match tcp.try_read_buf(proto.receive_buffer()) {
+                    Ok(read) => return Poll::Ready(Ok(read)),
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                        // Readiness is cleared; the next poll registers `cx`. Until data
+                        // comes, the buffer serves other connections.
+                        park_idle_buffer(proto);
+                    }
+                    Err(error) => return Poll::Ready(Err(error)),
+                }
+            },
+            Self::Other(transport) => {
+                poll_read_buf(Pin::new(transport), cx, proto.receive_buffer())
+            }
+        }
+    }
+}
+
+/// Moves `proto`'s receive buffer to this thread's spares if nothing is buffered in it.
+fn park_idle_buffer(proto: &mut Protocol) {
+    if let Some(buffer) = proto.take_idle_receive_buffer() {
+        SPARE_BUFFERS.with(|spares| {
+            let mut spares = spares.borrow_mut();
+            if spares.len() < SPARE_BUFFERS_PER_THREAD {
+                spares.push(buffer);
+            }
+        });
+    }
+}
+
+impl From<TcpStream> for Socket {
+    fn from(tcp: TcpStream) -> Self {
+        Self::Tcp(tcp)
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Self::Other(transport) => Pin::new(transport).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Self::Other(transport) => Pin::new(transport).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Self::Other(transport) => Pin::new(transport).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Tcp(tcp) => tcp.is_write_vectored(),
+            Self::Other(transport) => transport.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
+            Self::Other(transport) => Pin::new(transport).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Self::Other(transport) => Pin::new(transport).poll_shutdown(cx),
+        }
+    }
+}

@@ -1,14 +1,14 @@
 //! [`connect`] and [`ClientBuilder`]: open a WebSocket to a `ws://` URL.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use http::Uri;
-use sockjet_proto::{ClientConfig, ClientProtocol, Event, HandshakeError};
+use sockjet_proto::{ClientConfig, ClientProtocol, Event, HandshakeError, Outgoing};
 use tokio::{io::AsyncReadExt, net::TcpStream};
 
 use crate::{
     config::ConnectionConfig,
-    connection::{Connection, Handshake, Transport},
+    connection::{Connection, Handshake, HandshakeResponse, Transport},
     error::{Error, ErrorKind},
     server::{start, write_all_outgoing},
     socket::Socket,
@@ -171,15 +171,16 @@ impl ClientBuilder {
                 proto.receive_eof();
             }
             if let Some(Event::Response(response)) = proto.next_event() {
+                *proto.outgoing() = Outgoing::default();
                 let handshake = Handshake {
                     request,
-                    response,
+                    response: HandshakeResponse::Received(response),
                     peer_addr: peer,
                 };
                 return Ok(start(
                     stream,
                     proto.into_protocol(),
-                    self.connection,
+                    Arc::new(self.connection),
                     handshake,
                 ));
             }

@@ -19,7 +19,7 @@ use std::{
     fmt, io,
     net::SocketAddr,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
     task::{Context, Poll, Waker},
     time::Duration,
 };
@@ -69,13 +69,50 @@ impl fmt::Display for ConnectionId {
 #[derive(Debug)]
 pub(crate) struct Handshake {
     pub(crate) request: Request,
-    pub(crate) response: Response,
+    pub(crate) response: HandshakeResponse,
     pub(crate) peer_addr: Option<SocketAddr>,
+}
+
+/// The handshake response as a client received it, or as a server sent it.
+#[derive(Debug)]
+pub(crate) enum HandshakeResponse {
+    Received(Response),
+    /// The bytes of the response head, parsed on first use: a server keeps one per
+    /// connection, and parsed headers take several times their size.
+    Sent {
+        head: Bytes,
+        parsed: OnceLock<Box<Response>>,
+    },
+}
+
+impl HandshakeResponse {
+    pub(crate) fn sent(head: Bytes) -> Self {
+        Self::Sent {
+            head,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> &Response {
+        match self {
+            Self::Received(response) => response,
+            Self::Sent { head, parsed } => parsed.get_or_init(|| {
+                // sockjet wrote these bytes from a valid response, so they parse back.
+                Box::new(
+                    sockjet_proto::handshake::parse_response_head(head).unwrap_or_else(|_| {
+                        let mut response = Response::default();
+                        *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+                        response
+                    }),
+                )
+            }),
+        }
+    }
 }
 
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
-    pub(crate) config: ConnectionConfig,
+    pub(crate) config: Arc<ConnectionConfig>,
     pub(crate) id: ConnectionId,
     pub(crate) handshake: Handshake,
 }
@@ -132,7 +169,7 @@ impl Shared {
     pub(crate) fn new(
         stream: Socket,
         proto: Protocol,
-        config: ConnectionConfig,
+        config: Arc<ConnectionConfig>,
         handshake: Handshake,
     ) -> Arc<Self> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -897,7 +934,7 @@ impl Connection {
     /// # }
     /// ```
     pub fn response(&self) -> &Response {
-        &self.shared.handshake.response
+        self.shared.handshake.response.get()
     }
 
     /// The request path, e.g. `/chat/lobby`.
@@ -927,6 +964,7 @@ impl Connection {
         self.shared
             .handshake
             .response
+            .get()
             .headers()
             .get(http::header::SEC_WEBSOCKET_PROTOCOL)
             .and_then(|value| value.to_str().ok())

@@ -38,9 +38,9 @@ struct Timers {
     next_ping: Pin<Box<Sleep>>,
     ping_deadline: Option<Pin<Box<Sleep>>>,
     close_deadline: Option<Pin<Box<Sleep>>>,
-    watchdog: Pin<Box<Sleep>>,
-    /// Whether `watchdog` is set for a future tick (it is stale after a disarm).
-    watchdog_running: bool,
+    /// Set while the watchdog runs; dropped when it is disarmed, so that an idle
+    /// connection holds no timer for it.
+    watchdog: Option<Pin<Box<Sleep>>>,
     seen_recv_polls: u64,
 }
 
@@ -57,8 +57,7 @@ impl Timers {
             )),
             ping_deadline: None,
             close_deadline: None,
-            watchdog: Box::pin(sleep_until(now + WATCHDOG)),
-            watchdog_running: true,
+            watchdog: Some(Box::pin(sleep_until(now + WATCHDOG))),
             seen_recv_polls: 0,
         }
     }
@@ -172,18 +171,25 @@ fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Po
     // Disarming happens only when the timer fires, so a busy connection costs at most one
     // disarm and one re-arm per period, never a wakeup per message.
     if !inner.watchdog_armed {
-        timers.watchdog_running = false;
-    } else if !timers.watchdog_running {
-        timers.watchdog_running = true;
-        timers.watchdog.as_mut().reset(Instant::now() + WATCHDOG);
-        let _ = timers.watchdog.as_mut().poll(cx);
-    } else if timers.watchdog.as_mut().poll(cx).is_ready() {
-        if inner.recv_waiting() && !inner.read_wanted {
-            inner.watchdog_armed = false;
-            timers.watchdog_running = false;
-        } else {
-            timers.watchdog.as_mut().reset(Instant::now() + WATCHDOG);
-            let _ = timers.watchdog.as_mut().poll(cx);
+        timers.watchdog = None;
+    } else {
+        match &mut timers.watchdog {
+            None => {
+                let mut watchdog = Box::pin(sleep_until(Instant::now() + WATCHDOG));
+                let _ = watchdog.as_mut().poll(cx);
+                timers.watchdog = Some(watchdog);
+            }
+            Some(watchdog) => {
+                if watchdog.as_mut().poll(cx).is_ready() {
+                    if inner.recv_waiting() && !inner.read_wanted {
+                        inner.watchdog_armed = false;
+                        timers.watchdog = None;
+                    } else {
+                        watchdog.as_mut().reset(Instant::now() + WATCHDOG);
+                        let _ = watchdog.as_mut().poll(cx);
+                    }
+                }
+            }
         }
     }
     Poll::Pending

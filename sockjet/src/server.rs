@@ -3,7 +3,7 @@
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
-use sockjet_proto::{Event, ServerConfig, ServerProtocol};
+use sockjet_proto::{Event, Outgoing, ServerConfig, ServerProtocol};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream, ToSocketAddrs},
@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::{
     config::ConnectionConfig,
-    connection::{Connection, Handshake, Shared, Transport},
+    connection::{Connection, Handshake, HandshakeResponse, Shared, Transport},
     driver,
     error::{Error, ErrorKind},
     socket::Socket,
@@ -62,7 +62,8 @@ where
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ServerBuilder {
-    connection: ConnectionConfig,
+    /// Shared by every connection, rather than copied into each.
+    connection: Arc<ConnectionConfig>,
     handshake: ServerConfig,
 }
 
@@ -74,7 +75,7 @@ impl ServerBuilder {
     /// # drop(builder);
     /// ```
     pub fn connection(mut self, config: ConnectionConfig) -> Self {
-        self.connection = config;
+        self.connection = Arc::new(config);
         self
     }
 
@@ -279,9 +280,15 @@ pub(crate) async fn accept_on(
             }
             if let Some(Event::Request(request)) = proto.next_event() {
                 let response = proto.accept(&request);
-                proto.send_response(response.clone())?;
-                write_all_outgoing(&mut stream, proto.outgoing()).await?;
-                return Ok((request, response));
+                proto.send_response(response)?;
+                // Keep the response as the bytes sent: parsed headers would cost a few
+                // times more for every connection, and few handlers look at them.
+                let mut head = Vec::new();
+                proto.outgoing().drain_into(&mut head);
+                *proto.outgoing() = Outgoing::default();
+                stream.write_all(&head).await?;
+                stream.flush().await?;
+                return Ok((request, HandshakeResponse::sent(head.into())));
             }
             if let Some(error) = proto.handshake_error() {
                 let error = error.clone();
@@ -325,7 +332,7 @@ pub(crate) async fn write_all_outgoing<T: Transport>(
 pub(crate) fn start(
     stream: Socket,
     proto: sockjet_proto::Protocol,
-    config: ConnectionConfig,
+    config: Arc<ConnectionConfig>,
     handshake: Handshake,
 ) -> Connection {
     let shared = Shared::new(stream, proto, config, handshake);

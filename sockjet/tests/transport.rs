@@ -14,6 +14,14 @@ async fn server_and_client_run_over_an_in_memory_pipe() {
         let mut ws = Server::builder().accept(server_end).await.unwrap();
         assert_eq!(ws.path(), "/pipe");
         assert_eq!(ws.peer_addr(), None);
+        // The server keeps the response it sent as bytes and parses them when asked.
+        let response = ws.response();
+        assert_eq!(response.status(), 101);
+        assert_eq!(response.headers()["upgrade"], "websocket");
+        assert!(response.headers().contains_key("sec-websocket-accept"));
+        let extensions = response.headers()["sec-websocket-extensions"].to_str().unwrap();
+        assert!(extensions.starts_with("permessage-deflate"), "{extensions}");
+        assert_eq!(ws.subprotocol(), None);
         while let Ok(Some(message)) = ws.recv().await {
             ws.send(message).await.unwrap();
         }
@@ -24,6 +32,8 @@ async fn server_and_client_run_over_an_in_memory_pipe() {
         .unwrap();
     // Compression is negotiated over any transport.
     assert!(ws.is_compressed());
+    assert_eq!(ws.response().status(), 101);
+    assert_eq!(ws.request().uri().path(), "/pipe");
     let big: Vec<u8> = (0..1 << 20).map(|i| (i * 7 % 251) as u8).collect();
     for message in [
         Message::text("hello"),

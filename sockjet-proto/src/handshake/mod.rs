@@ -47,6 +47,32 @@ pub type Request = http::Request<()>;
 /// ```
 pub type Response = http::Response<bytes::Bytes>;
 
+/// Parses a complete HTTP/1.1 response head: status line, headers and the empty line
+/// that ends them. A server that keeps the bytes of the response it sent, rather than the
+/// parsed [`Response`], parses them again with this when asked.
+///
+/// # Errors
+///
+/// [`HandshakeError::MalformedHttp`] (or another header error) if `head` is not a
+/// complete, valid response head.
+///
+/// ```
+/// let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+/// let response = sockjet_proto::handshake::parse_response_head(head).unwrap();
+/// assert_eq!(response.status(), 101);
+/// assert_eq!(response.headers()["upgrade"], "websocket");
+/// ```
+pub fn parse_response_head(head: &[u8]) -> Result<Response, HandshakeError> {
+    parse_response(
+        head,
+        HeadLimits {
+            max_start_line: 8 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 256,
+        },
+    )
+}
+
 /// The only WebSocket version this crate speaks (RFC 6455 §4.1: "The value of this header
 /// field MUST be 13").
 ///

@@ -19,7 +19,9 @@ async fn server_and_client_run_over_an_in_memory_pipe() {
         assert_eq!(response.status(), 101);
         assert_eq!(response.headers()["upgrade"], "websocket");
         assert!(response.headers().contains_key("sec-websocket-accept"));
-        let extensions = response.headers()["sec-websocket-extensions"].to_str().unwrap();
+        let extensions = response.headers()["sec-websocket-extensions"]
+            .to_str()
+            .unwrap();
         assert!(extensions.starts_with("permessage-deflate"), "{extensions}");
         assert_eq!(ws.subprotocol(), None);
         while let Ok(Some(message)) = ws.recv().await {

@@ -1,12 +1,14 @@
 //! `sockjet`: the command-line companion of the sockjet WebSocket library.
 //!
 //! - `sockjet serve [ADDR]` runs an echo server, for trying out clients;
-//! - `sockjet connect URL` is an interactive client, like `python -m websockets URL`.
+//! - `sockjet connect URL` is an interactive client, like `python -m websockets URL`;
+//! - `sockjet bench URL` loads a WebSocket server and reports throughput and latency.
 //!
 //! Errors are printed as one line, `sockjet: ...`, with exit status 1: this is a tool for
 //! people at a terminal, so no `Debug` dumps and no panics for anything the network or
 //! the user can cause.
 
+mod bench;
 mod connect;
 mod format;
 mod serve;
@@ -26,18 +28,19 @@ use tracing_subscriber::{EnvFilter, filter::LevelFilter};
 #[command(
     name = "sockjet",
     version,
-    about = "WebSocket toolkit: interactive client and echo server",
+    about = "WebSocket toolkit: interactive client, echo server, load generator",
     after_help = "Examples:\n  \
         sockjet serve                       # echo server on ws://127.0.0.1:8765\n  \
         sockjet serve 0.0.0.0:9000 -v       # on all interfaces, with debug logs\n  \
-        sockjet connect ws://127.0.0.1:8765/chat"
+        sockjet connect ws://127.0.0.1:8765/chat\n  \
+        sockjet bench ws://127.0.0.1:8765 --conns 100 --depth 16 --duration 10s"
 )]
 struct Cli {
     /// Log more; repeat for more detail. `serve` logs connections (info) by default,
-    /// `connect` only warnings. RUST_LOG, when set, overrides -v and -q.
+    /// `connect` and `bench` only warnings. RUST_LOG, when set, overrides -v and -q.
     #[arg(short, long, action = ArgAction::Count, global = true, help_heading = "Logging")]
     verbose: u8,
-    /// Log less; repeat to silence more.
+    /// Log less; repeat to silence more. `bench -q` also hides its progress display.
     #[arg(
         short,
         long,
@@ -68,6 +71,24 @@ enum Command {
     /// input (Ctrl-D) or Ctrl-C closes the connection with 1000. Exits with status 0 when
     /// the connection closes normally (1000, 1001), 1 otherwise.
     Connect(connect::ConnectArgs),
+    /// Load a WebSocket server: echo throughput and latency, connection rate, or idle
+    /// connections.
+    ///
+    /// The default echo load opens --conns connections and keeps --depth messages in
+    /// flight on each (or sends --rate messages per second in all), warms up, measures
+    /// for --duration, and prints messages per second, latency percentiles, errors and
+    /// its own CPU use. The server must echo every message, in order.
+    ///
+    /// --connect-rate measures connections opened and closed per second; --idle N holds N
+    /// connections open and, with --server-pid, reports the server's memory per
+    /// connection. Ctrl-C stops early and still prints the summary.
+    #[command(after_help = "Examples:\n  \
+        sockjet bench ws://127.0.0.1:8765                          # 100 connections, 16-byte text\n  \
+        sockjet bench ws://127.0.0.1:8765 --depth 16 --size 1024 --compression\n  \
+        sockjet bench ws://127.0.0.1:8765 --rate 50000 --json result.json\n  \
+        sockjet bench ws://127.0.0.1:8765 --connect-rate --conns 50\n  \
+        sockjet bench ws://127.0.0.1:8765 --idle 10000 --server-pid 1234")]
+    Bench(bench::BenchArgs),
 }
 
 /// Options shared by client and server connections.
@@ -113,20 +134,29 @@ fn main() -> ExitCode {
     // the terminal with the conversation, so it shows only problems by default.
     let base = match cli.command {
         Command::Serve(_) => LevelFilter::INFO,
-        Command::Connect(_) => LevelFilter::WARN,
+        Command::Connect(_) | Command::Bench(_) => LevelFilter::WARN,
     };
     init_logging(base, cli.verbose, cli.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // Tokio's default is one worker per available core, which is what bench wants too
+    // unless told otherwise.
+    let bench_threads = match &cli.command {
+        Command::Bench(args) => args.threads(),
+        Command::Serve(_) | Command::Connect(_) => None,
+    };
+    if let Some(threads) = bench_threads {
+        builder.worker_threads(threads);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&Failure::new(format!("cannot start: {error}"))),
     };
+    let quiet = cli.quiet > 0;
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Connect(args) => connect::run(args).await,
+            Command::Bench(args) => bench::run(args, quiet).await,
         }
     });
     // Don't wait for connection tasks that are still winding down: the command is over.

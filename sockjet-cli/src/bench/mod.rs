@@ -1,0 +1,375 @@
+//! `sockjet bench`: a load generator for any WebSocket server.
+//!
+//! Three modes: an echo load (the default; messages per second and latency), connect
+//! rate (`--connect-rate`; connections opened and closed per second) and idle
+//! connections (`--idle N`; what each costs the server).
+//!
+//! The tool must not be what limits the measurement: it runs on a multi-threaded
+//! runtime, writes frames encoded once (not once per message), batches writes, reads with
+//! large buffers and parses server frames without reassembling them, and reports its own
+//! CPU use so that a user can tell when it saturates anyway.
+//!
+//! Files: `mod.rs` the arguments and the run; `load.rs`, `connect_rate.rs` and `idle.rs`
+//! the three modes; `open.rs` and `dial.rs` opening connections; `session.rs` one
+//! connection's I/O, with `frames.rs` (what it writes) and `reader.rs` (what it reads);
+//! `stats.rs` the counters and histograms; `phases.rs` the phases of a run; `progress.rs`
+//! the live display; `report.rs` the summary and JSON; `os.rs` the system calls.
+
+mod connect_rate;
+mod dial;
+mod frames;
+mod idle;
+mod load;
+mod open;
+mod os;
+mod phases;
+mod progress;
+mod reader;
+mod report;
+mod session;
+mod stats;
+
+use std::{
+    fs::File,
+    io::{self, Write as _},
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
+
+use clap::Args;
+
+use self::{
+    dial::Target,
+    frames::PayloadKind,
+    progress::Display,
+    report::{Mode, Parameters},
+};
+use crate::{Failure, io_message, print_line};
+
+/// Longest TCP connect plus opening handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest closing handshake at the end of a run.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Time given to tasks beyond their own timeouts before they are aborted.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// Arguments of `sockjet bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// WebSocket URL of the server, e.g. ws://127.0.0.1:8765.
+    #[arg(value_name = "URL")]
+    url: String,
+    /// Connections to open (with --connect-rate: workers, each cycling one connection).
+    #[arg(long, value_name = "N", default_value = "100", value_parser = parse_count)]
+    conns: usize,
+    /// Message size in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16, value_parser = parse_size)]
+    size: usize,
+    /// Messages in flight per connection (closed loop): K sent at first, then one more
+    /// for each echo received.
+    #[arg(long, value_name = "K", default_value = "1", value_parser = parse_depth)]
+    depth: usize,
+    /// How long to measure, after the warmup: e.g. 10, 10s, 500ms, 2m.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// How long to run before measuring.
+    #[arg(long, value_name = "D", default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Send JSON-like text messages (the default).
+    #[arg(long, conflicts_with = "binary")]
+    text: bool,
+    /// Send pseudo-random binary messages.
+    #[arg(long)]
+    binary: bool,
+    /// Offer permessage-deflate (with client_no_context_takeover); the summary says
+    /// whether the server accepted it.
+    #[arg(long)]
+    compression: bool,
+    /// Send R messages per second in all, on a schedule whatever the server does (open
+    /// loop); latency is measured from the scheduled time, so it includes the timer's
+    /// lateness (up to about 1 ms).
+    #[arg(long, value_name = "R", value_parser = parse_rate, conflicts_with = "depth")]
+    rate: Option<f64>,
+    /// Also write the summary as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Worker threads of the load tool; default: one per available core.
+    #[arg(long, value_name = "T", value_parser = parse_count)]
+    threads: Option<usize>,
+    /// Measure connections per second: each worker connects, completes the handshake,
+    /// closes with 1000, and starts again.
+    #[arg(
+        long,
+        conflicts_with_all = ["depth", "rate", "size", "text", "binary", "idle"]
+    )]
+    connect_rate: bool,
+    /// Open N idle connections, hold them for --duration answering pings, and report how
+    /// many opened.
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = parse_count,
+        conflicts_with_all = ["conns", "depth", "rate", "size", "text", "binary"]
+    )]
+    idle: Option<usize>,
+    /// With --idle: the server's process id, to report its memory growth per connection
+    /// (from /proc/PID/status, Linux only).
+    #[arg(long, value_name = "PID", requires = "idle")]
+    server_pid: Option<u32>,
+}
+
+impl BenchArgs {
+    /// Worker threads asked for, if any.
+    pub(crate) fn threads(&self) -> Option<usize> {
+        self.threads
+    }
+
+    /// What the run measures.
+    fn mode(&self) -> Mode {
+        match (self.connect_rate, self.idle) {
+            (true, _) => Mode::ConnectRate,
+            (false, Some(_)) => Mode::Idle,
+            (false, None) => Mode::Echo,
+        }
+    }
+
+    /// Connections open at the same time.
+    fn connections(&self) -> usize {
+        self.idle.unwrap_or(self.conns)
+    }
+}
+
+/// The options of a run, checked, with the target resolved.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    /// The server.
+    target: Arc<Target>,
+    /// What the run measures.
+    mode: Mode,
+    /// The command line.
+    args: BenchArgs,
+    /// Text or binary messages.
+    kind: PayloadKind,
+    /// Where the live display goes.
+    display: Display,
+    /// Worker threads of the runtime.
+    threads: usize,
+}
+
+impl Settings {
+    /// The parameters as the report shows them.
+    fn parameters(&self) -> Parameters {
+        let args = &self.args;
+        Parameters {
+            conns: args.connections(),
+            size: args.size,
+            depth: args.rate.is_none().then_some(args.depth),
+            rate: args.rate,
+            duration_s: args.duration.as_secs_f64(),
+            warmup_s: args.warmup.as_secs_f64(),
+            payload: self.kind.name(),
+            compression: args.compression,
+            idle: args.idle,
+            server_pid: args.server_pid,
+            threads: self.threads,
+        }
+    }
+
+    /// permessage-deflate to offer, if asked for.
+    fn deflate(&self) -> Option<sockjet_proto::DeflateConfig> {
+        self.args.compression.then(frames::Compression::offer)
+    }
+}
+
+/// Runs `sockjet bench`: prints the summary on stdout, and writes it as JSON if asked.
+pub(crate) async fn run(args: BenchArgs, quiet: bool) -> Result<ExitCode, Failure> {
+    if args.duration.is_zero() {
+        return Err(Failure::new("--duration must be more than 0"));
+    }
+    let target = Arc::new(Target::resolve(&args.url).await?);
+    // Created now rather than after the run, so that a bad path does not waste one.
+    let json_file = match &args.json {
+        Some(path) => Some(File::create(path).map_err(|error| json_failure(path, &error))?),
+        None => None,
+    };
+    let display = Display::for_stderr(quiet);
+    check_file_limit(args.connections(), display);
+    let settings = Settings {
+        target,
+        mode: args.mode(),
+        kind: if args.binary {
+            PayloadKind::Binary
+        } else {
+            PayloadKind::Text
+        },
+        display,
+        threads: tokio::runtime::Handle::current().metrics().num_workers(),
+        args,
+    };
+    let report = match settings.mode {
+        Mode::Echo => load::run(&settings).await,
+        Mode::ConnectRate => connect_rate::run(&settings).await,
+        Mode::Idle => idle::run(&settings).await,
+    };
+    let report = match report {
+        Ok(report) => report,
+        Err(failure) => {
+            // No run, no report: leave no empty file behind.
+            if let Some(path) = &settings.args.json {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(failure);
+        }
+    };
+    print_line(&report.render())?;
+    if let (Some(mut file), Some(path)) = (json_file, &settings.args.json) {
+        serde_json::to_writer_pretty(&mut file, &report)
+            .map_err(io::Error::from)
+            .and_then(|()| file.write_all(b"\n"))
+            .map_err(|error| json_failure(path, &error))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The failure to write the JSON report to `path`.
+fn json_failure(path: &Path, error: &io::Error) -> Failure {
+    Failure::new(format!(
+        "cannot write {}: {}",
+        path.display(),
+        io_message(error)
+    ))
+}
+
+/// Raises the open-file limit as far as allowed, and says so when it is still below what
+/// `connections` need (one descriptor each, plus a few for the process).
+fn check_file_limit(connections: usize, display: Display) {
+    let needed = connections as u64 + 64;
+    match os::raise_open_file_limit() {
+        Ok(limit) if limit.soft < needed => notice(
+            display,
+            &format!(
+                "the open-file limit is {} (hard limit {}), too low for {connections} \
+                 connections; raise it with `ulimit -n` or expect failures",
+                limit.soft, limit.hard
+            ),
+        ),
+        Ok(_) => {}
+        Err(error) => notice(
+            display,
+            &format!("cannot read the open-file limit: {}", io_message(&error)),
+        ),
+    }
+}
+
+/// Prints a note on stderr, unless quiet.
+fn notice(display: Display, text: &str) {
+    if display != Display::Quiet {
+        eprintln!("sockjet bench: {text}");
+    }
+}
+
+/// `value` rounded to `decimals` decimals, for a report that reads well.
+fn round(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
+/// Parses a duration: a number of seconds (`10`, `2.5`), or a number with a unit:
+/// `ms`, `s`, `m`.
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let text = value.trim();
+    let (number, scale) = if let Some(number) = text.strip_suffix("ms") {
+        (number, 1e-3)
+    } else if let Some(number) = text.strip_suffix('s') {
+        (number, 1.0)
+    } else if let Some(number) = text.strip_suffix('m') {
+        (number, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let invalid = || format!("{value:?} is not a duration (e.g. 10, 10s, 500ms, 2m)");
+    let number: f64 = number.trim().parse().map_err(|_| invalid())?;
+    if !number.is_finite() || number < 0.0 {
+        return Err(invalid());
+    }
+    Duration::try_from_secs_f64(number * scale).map_err(|_| invalid())
+}
+
+/// Parses a count of at least 1.
+fn parse_count(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(count) if count >= 1 => Ok(count),
+        _ => Err(format!("{value:?} is not a whole number of at least 1")),
+    }
+}
+
+/// Deepest closed loop: far beyond what socket buffers hold, so deeper only queues more.
+const MAX_DEPTH: usize = 1 << 20;
+
+/// Parses a depth: a count, at most [`MAX_DEPTH`].
+fn parse_depth(value: &str) -> Result<usize, String> {
+    match parse_count(value)? {
+        depth if depth <= MAX_DEPTH => Ok(depth),
+        _ => Err(format!("{value} is over the limit of {MAX_DEPTH}")),
+    }
+}
+
+/// Largest message size: beyond it the tool would hold too much in memory.
+const MAX_SIZE: usize = 256 << 20;
+
+/// Parses a message size in bytes.
+fn parse_size(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(size) if size <= MAX_SIZE => Ok(size),
+        Ok(_) => Err(format!("{value} is over the limit of {MAX_SIZE} bytes")),
+        Err(_) => Err(format!("{value:?} is not a number of bytes")),
+    }
+}
+
+/// Parses a rate in messages per second.
+fn parse_rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{value:?} is not a positive number of messages per second"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_or_without_unit() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("0.2"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "s", "-1", "ten", "5h", "1e400", "NaN", "inf"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn counts_sizes_and_rates_are_checked() {
+        assert_eq!(parse_count("4"), Ok(4));
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("-1").is_err());
+        assert_eq!(parse_depth("16"), Ok(16));
+        assert!(parse_depth("0").is_err());
+        assert!(parse_depth("100000000").is_err());
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("1000000000").is_err());
+        assert_eq!(parse_rate("200"), Ok(200.0));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("inf").is_err());
+    }
+}

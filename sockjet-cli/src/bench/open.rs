@@ -1,0 +1,167 @@
+//! Opening many connections at once, with a bounded number of handshakes in flight.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use sockjet_proto::DeflateConfig;
+use tokio::{
+    sync::{Notify, Semaphore},
+    task::JoinSet,
+};
+
+use super::{
+    dial::{Opened, Target, dial},
+    stats::SharedStats,
+};
+
+/// Most handshakes in flight: more only fills the server's accept queue (and SYN
+/// cookies kick in), which measures the kernel rather than the server.
+pub(crate) const MAX_CONCURRENT_HANDSHAKES: usize = 256;
+
+/// How many of the connections asked for are open or failed so far.
+#[derive(Debug, Default)]
+pub(crate) struct OpenCounts {
+    /// Connections opened.
+    opened: AtomicUsize,
+    /// Attempts that failed.
+    failed: AtomicUsize,
+    /// Connections on which the server accepted permessage-deflate.
+    compressed: AtomicUsize,
+    /// The server's first `Sec-WebSocket-Extensions` answer.
+    extensions: Mutex<Option<String>>,
+    /// Connections asked for.
+    requested: usize,
+    /// Attempts ended, opened or failed.
+    ended: AtomicUsize,
+    /// Signalled when the last attempt ends.
+    all_done: Notify,
+}
+
+impl OpenCounts {
+    /// Connections opened so far.
+    pub(crate) fn opened(&self) -> usize {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Attempts failed so far.
+    pub(crate) fn failed(&self) -> usize {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Connections on which the server accepted permessage-deflate.
+    pub(crate) fn compressed(&self) -> usize {
+        self.compressed.load(Ordering::Relaxed)
+    }
+
+    /// The server's first `Sec-WebSocket-Extensions` answer, if it sent one.
+    pub(crate) fn extensions(&self) -> Option<String> {
+        self.extensions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Waits until every attempt has ended.
+    pub(crate) async fn all_done(&self) {
+        if self.requested > 0 {
+            self.all_done.notified().await;
+        }
+    }
+
+    /// Counts a connection opened.
+    fn opened_one(&self, opened: &Opened) {
+        if opened.compression.is_some() {
+            self.compressed.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(answer) = &opened.extensions {
+            self.extensions
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get_or_insert_with(|| answer.clone());
+        }
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        self.attempt_ended();
+    }
+
+    /// Counts a failed attempt.
+    fn failed_one(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.attempt_ended();
+    }
+
+    /// Counts the end of an attempt, and wakes the waiter after the last.
+    fn attempt_ended(&self) {
+        if self.ended.fetch_add(1, Ordering::AcqRel) + 1 == self.requested {
+            // `notify_one` keeps the wake-up if nobody waits yet.
+            self.all_done.notify_one();
+        }
+    }
+}
+
+/// How to open the connections.
+#[derive(Clone, Debug)]
+pub(crate) struct OpenPlan {
+    /// The server.
+    pub(crate) target: Arc<Target>,
+    /// Number of connections.
+    pub(crate) count: usize,
+    /// permessage-deflate to offer, if any.
+    pub(crate) deflate: Option<DeflateConfig>,
+    /// Longest connect and handshake of one connection.
+    pub(crate) timeout: Duration,
+}
+
+/// Spawns one task per connection that opens it (waiting its turn among at most 256
+/// handshakes), records its connect time or failure, then runs `then(index, opened)`.
+/// The returned tasks end when their `then` does.
+pub(crate) fn spawn_openers<F, Fut>(
+    plan: OpenPlan,
+    stats: &Arc<SharedStats>,
+    then: F,
+) -> (JoinSet<()>, Arc<OpenCounts>)
+where
+    F: Fn(usize, Opened) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let counts = Arc::new(OpenCounts {
+        requested: plan.count,
+        ..OpenCounts::default()
+    });
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
+    let then = Arc::new(then);
+    let mut tasks = JoinSet::new();
+    for index in 0..plan.count {
+        let (plan, stats, counts, permits, then) = (
+            plan.clone(),
+            Arc::clone(stats),
+            Arc::clone(&counts),
+            Arc::clone(&permits),
+            Arc::clone(&then),
+        );
+        tasks.spawn(async move {
+            let source = plan.target.source_for(index, plan.count);
+            let attempt = {
+                // The semaphore is never closed, so acquiring only fails in theory.
+                let _permit = permits.acquire().await;
+                dial(&plan.target, source, plan.deflate.as_ref(), plan.timeout).await
+            };
+            match attempt {
+                Ok(opened) => {
+                    stats.recorder(index).connect_time(opened.connect_time);
+                    counts.opened_one(&opened);
+                    then(index, opened).await;
+                }
+                Err(error) => {
+                    stats.connect_failure(error.reason(), error.to_string());
+                    counts.failed_one();
+                }
+            }
+        });
+    }
+    (tasks, counts)
+}

@@ -1,0 +1,159 @@
+//! The phases every mode goes through: waiting for connections to open, the warmup and
+//! measurement window, and the end of the connection tasks, each of which Ctrl-C can cut
+//! short.
+
+use std::time::Instant;
+
+use tokio::{sync::watch, task::JoinSet};
+
+use super::{
+    Settings,
+    open::OpenCounts,
+    os::{self, CpuTime},
+    report::Cpu,
+    round,
+    stats::SharedStats,
+};
+use crate::Failure;
+
+/// Ctrl-C, as something every phase of a run can wait for.
+///
+/// Installing the handler replaces the default (the process ends at once): the run
+/// stops early and still prints what it measured.
+#[derive(Clone, Debug)]
+pub(crate) struct Interrupt(watch::Receiver<bool>);
+
+impl Interrupt {
+    /// Starts listening for Ctrl-C.
+    pub(crate) fn listen() -> Self {
+        let (interrupted, receiver) = watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = interrupted.send(true);
+            }
+            // Keep the sender: its end would look like an interrupt to the waiters.
+            std::future::pending::<()>().await;
+        });
+        Self(receiver)
+    }
+
+    /// Waits for Ctrl-C.
+    pub(crate) async fn wait(&mut self) {
+        let _ = self.0.wait_for(|interrupted| *interrupted).await;
+    }
+}
+
+/// The measurement window as it went.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    /// When measuring started.
+    start: Instant,
+    /// When it ended: as planned, or at Ctrl-C.
+    end: Instant,
+    /// CPU time the process used in the window, if known.
+    cpu: Option<CpuTime>,
+    /// Whether Ctrl-C ended it.
+    pub(crate) interrupted: bool,
+}
+
+impl Window {
+    /// Waits through the warmup (until `start`) and the measurement (until `end`), or
+    /// until Ctrl-C, and reads the process's CPU time at both ends.
+    pub(crate) async fn wait(start: Instant, end: Instant, interrupt: &mut Interrupt) -> Self {
+        let interrupted = |at: Instant| Self {
+            start,
+            end: at.max(start),
+            cpu: None,
+            interrupted: true,
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(start.into()) => {}
+            () = interrupt.wait() => return interrupted(Instant::now()),
+        }
+        let cpu_at_start = os::cpu_time();
+        let interrupted_at = tokio::select! {
+            () = tokio::time::sleep_until(end.into()) => None,
+            () = interrupt.wait() => Some(Instant::now()),
+        };
+        let cpu = cpu_at_start
+            .zip(os::cpu_time())
+            .map(|(before, after)| after.since(before));
+        Self {
+            start,
+            end: interrupted_at.unwrap_or(end),
+            cpu,
+            interrupted: interrupted_at.is_some(),
+        }
+    }
+
+    /// Length of the window in seconds.
+    pub(crate) fn seconds(&self) -> f64 {
+        (self.end - self.start).as_secs_f64()
+    }
+
+    /// The CPU use for the report.
+    pub(crate) fn cpu_report(&self, threads: usize) -> Option<Cpu> {
+        let cpu = self.cpu?;
+        let seconds = self.seconds();
+        let used = (cpu.user + cpu.system).as_secs_f64();
+        Some(Cpu {
+            user_s: round(cpu.user.as_secs_f64(), 3),
+            system_s: round(cpu.system.as_secs_f64(), 3),
+            percent_of_one_core: if seconds > 0.0 {
+                round(used / seconds * 100.0, 1)
+            } else {
+                0.0
+            },
+            threads,
+        })
+    }
+}
+
+/// Waits for `tasks` to end, at most until `deadline` or Ctrl-C, then aborts the rest.
+pub(crate) async fn join_until(
+    tasks: &mut JoinSet<()>,
+    deadline: Instant,
+    interrupt: &mut Interrupt,
+) {
+    let all = async { while tasks.join_next().await.is_some() {} };
+    tokio::select! {
+        () = all => {}
+        () = tokio::time::sleep_until(deadline.into()) => {}
+        () = interrupt.wait() => {}
+    }
+    tasks.abort_all();
+    // Aborted tasks drop their recorders, which flush what they hold.
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Waits until every connection attempt ended; fails if Ctrl-C came first or none
+/// opened.
+pub(crate) async fn all_opened(
+    counts: &OpenCounts,
+    requested: usize,
+    settings: &Settings,
+    stats: &SharedStats,
+    interrupt: &mut Interrupt,
+) -> Result<(), Failure> {
+    tokio::select! {
+        () = counts.all_done() => {}
+        () = interrupt.wait() => {
+            return Err(Failure::new(format!(
+                "interrupted while opening connections ({} of {requested} open)",
+                counts.opened()
+            )));
+        }
+    }
+    if counts.opened() > 0 {
+        return Ok(());
+    }
+    let why = stats
+        .outcomes()
+        .first_connect_failure
+        .clone()
+        .unwrap_or_else(|| "unknown error".to_owned());
+    Err(Failure::new(format!(
+        "cannot connect to {}: {why} (all {requested} connections failed)",
+        settings.target.url
+    )))
+}

@@ -1,0 +1,609 @@
+//! The summary of a run: printed for people, written as JSON for scripts (`--json`).
+
+use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::{Settings, open::OpenCounts, phases::Window, round, stats::SharedStats};
+
+/// The result of a `sockjet bench` run.
+///
+/// With `--json FILE` it is written as one JSON object whose field names are stable (new
+/// fields may be added). Times are in microseconds (`_us`) or seconds (`_s`), sizes in
+/// bytes; fields that do not apply to the run's mode are `null`.
+///
+/// - `mode`: `"echo"`, `"connect_rate"` or `"idle"`.
+/// - `url`: the server's URL.
+/// - `parameters`: the options of the run, see [`Parameters`].
+/// - `connections`: connections opened and failed, connect times, see [`Connections`].
+/// - `compression`: what permessage-deflate negotiation gave, see [`CompressionReport`].
+/// - `measured_s`: length of the measurement window (after warmup), in seconds.
+/// - `interrupted`: whether Ctrl-C cut the run short.
+/// - `messages`: echo mode: messages and throughput, see [`Messages`].
+/// - `cycles`: connect-rate mode: cycles completed, see [`Cycles`].
+/// - `latency_us`: percentiles of the echo latency (echo mode) or of the cycle latency
+///   (connect-rate mode) in the measurement window, see [`Percentiles`].
+/// - `idle`: idle mode: connections held and the server's memory, see [`Idle`].
+/// - `pings_answered`: pings from the server answered with a pong.
+/// - `errors`: errors on open connections, see [`Errors`].
+/// - `close_codes`: close codes received from the server, as `{"1000": 100}`; `1005`
+///   counts close frames without a code.
+/// - `cpu`: the load tool's own CPU use in the measurement window, see [`Cpu`].
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    pub(crate) mode: Mode,
+    pub(crate) url: String,
+    pub(crate) parameters: Parameters,
+    pub(crate) connections: Connections,
+    pub(crate) compression: CompressionReport,
+    pub(crate) measured_s: f64,
+    pub(crate) interrupted: bool,
+    pub(crate) messages: Option<Messages>,
+    pub(crate) cycles: Option<Cycles>,
+    pub(crate) latency_us: Option<Percentiles>,
+    pub(crate) idle: Option<Idle>,
+    pub(crate) pings_answered: u64,
+    pub(crate) errors: Errors,
+    pub(crate) close_codes: BTreeMap<String, u64>,
+    pub(crate) cpu: Option<Cpu>,
+}
+
+/// What a run measures (`mode` in the JSON report).
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Mode {
+    /// Echo load: messages per second and latency.
+    Echo,
+    /// Connections opened and closed per second.
+    ConnectRate,
+    /// Idle connections held open.
+    Idle,
+}
+
+/// The options of the run (`parameters` in the JSON report).
+///
+/// - `conns`: connections (echo mode) or workers (connect-rate mode).
+/// - `size`: message size in bytes.
+/// - `depth`: messages in flight per connection (closed loop); `null` with `rate`.
+/// - `rate`: messages per second over all connections (open loop), or `null`.
+/// - `duration_s`, `warmup_s`: the measurement window and the warmup before it.
+/// - `payload`: `"text"` or `"binary"`.
+/// - `compression`: whether permessage-deflate was offered.
+/// - `idle`: connections asked for in idle mode, or `null`.
+/// - `server_pid`: the server process whose memory was read, or `null`.
+/// - `threads`: worker threads of the load tool.
+#[derive(Debug, Serialize)]
+pub(crate) struct Parameters {
+    pub(crate) conns: usize,
+    pub(crate) size: usize,
+    pub(crate) depth: Option<usize>,
+    pub(crate) rate: Option<f64>,
+    pub(crate) duration_s: f64,
+    pub(crate) warmup_s: f64,
+    pub(crate) payload: &'static str,
+    pub(crate) compression: bool,
+    pub(crate) idle: Option<usize>,
+    pub(crate) server_pid: Option<u32>,
+    pub(crate) threads: usize,
+}
+
+/// Connections opened (`connections` in the JSON report).
+///
+/// - `requested`: connections asked for (0 in connect-rate mode, which opens many).
+/// - `opened`: connections opened (connect-rate: cycles that got through the handshake).
+/// - `failed`: attempts that failed (connect-rate: cycles).
+/// - `failures`: failed attempts by reason, e.g. `{"connection refused": 3}`.
+/// - `first_failure`: the first failure's description, or `null`.
+/// - `connect_time_us`: TCP connect plus opening handshake, see [`Percentiles`].
+#[derive(Debug, Serialize)]
+pub(crate) struct Connections {
+    pub(crate) requested: usize,
+    pub(crate) opened: u64,
+    pub(crate) failed: u64,
+    pub(crate) failures: BTreeMap<String, u64>,
+    pub(crate) first_failure: Option<String>,
+    pub(crate) connect_time_us: Option<Percentiles>,
+}
+
+/// permessage-deflate (`compression` in the JSON report).
+///
+/// - `requested`: whether `--compression` offered it.
+/// - `negotiated`: whether the server accepted it on every connection opened.
+/// - `negotiated_connections`: on how many connections it accepted it.
+/// - `server_answer`: the server's `Sec-WebSocket-Extensions`, or `null`.
+/// - `compressed_messages_received`: echoes received compressed (RSV1) in the
+///   measurement window; a server may send short messages uncompressed.
+#[derive(Debug, Serialize)]
+pub(crate) struct CompressionReport {
+    pub(crate) requested: bool,
+    pub(crate) negotiated: bool,
+    pub(crate) negotiated_connections: usize,
+    pub(crate) server_answer: Option<String>,
+    pub(crate) compressed_messages_received: u64,
+}
+
+/// Echo mode's messages (`messages` in the JSON report).
+///
+/// - `sent`: messages sent in the measurement window.
+/// - `received`: echoes received in the measurement window.
+/// - `per_s`: echoes received per second.
+/// - `payload_mb_per_s`: payload bytes echoed per second, in MB (10^6 bytes), counted
+///   one way: the same amount went the other way.
+#[derive(Debug, Serialize)]
+pub(crate) struct Messages {
+    pub(crate) sent: u64,
+    pub(crate) received: u64,
+    pub(crate) per_s: f64,
+    pub(crate) payload_mb_per_s: f64,
+}
+
+/// Connect-rate mode's cycles (`cycles` in the JSON report).
+///
+/// - `completed`: cycles (connect, handshake, close) completed in the window.
+/// - `per_s`: cycles per second.
+#[derive(Debug, Serialize)]
+pub(crate) struct Cycles {
+    pub(crate) completed: u64,
+    pub(crate) per_s: f64,
+}
+
+/// Idle mode's results (`idle` in the JSON report).
+///
+/// - `held`: connections still open when the hold ended.
+/// - `server_rss_before_bytes`, `server_rss_after_bytes`: the server's resident memory
+///   before opening and once all were open (after 1 s to settle), or `null` without
+///   `--server-pid`.
+/// - `server_rss_per_connection_bytes`: the growth divided by the connections opened.
+#[derive(Debug, Serialize)]
+pub(crate) struct Idle {
+    pub(crate) held: u64,
+    pub(crate) server_rss_before_bytes: Option<u64>,
+    pub(crate) server_rss_after_bytes: Option<u64>,
+    pub(crate) server_rss_per_connection_bytes: Option<f64>,
+}
+
+/// Percentiles of a histogram of microseconds, e.g. `latency_us` in the JSON report.
+///
+/// - `count`: samples; `min`, `mean`, `max`; `p50`, `p90`, `p99`, `p99_9`: percentiles.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Percentiles {
+    pub(crate) count: u64,
+    pub(crate) min: u64,
+    pub(crate) mean: f64,
+    pub(crate) p50: u64,
+    pub(crate) p90: u64,
+    pub(crate) p99: u64,
+    pub(crate) p99_9: u64,
+    pub(crate) max: u64,
+}
+
+impl Percentiles {
+    /// The percentiles of `histogram`, or `None` if it is empty.
+    pub(crate) fn of(histogram: &Histogram<u64>) -> Option<Self> {
+        (!histogram.is_empty()).then(|| Self {
+            count: histogram.len(),
+            min: histogram.min(),
+            mean: (histogram.mean() * 10.0).round() / 10.0,
+            p50: histogram.value_at_quantile(0.50),
+            p90: histogram.value_at_quantile(0.90),
+            p99: histogram.value_at_quantile(0.99),
+            p99_9: histogram.value_at_quantile(0.999),
+            max: histogram.max(),
+        })
+    }
+}
+
+/// Errors on open connections (`errors` in the JSON report).
+///
+/// - `total`: all errors.
+/// - `by_kind`: counts by kind: `length_mismatch` (an echo of the wrong length),
+///   `unexpected_message` (a message with none in flight), `protocol` (the server broke
+///   RFC 6455), `io` (reset, broken pipe), `eof` (TCP closed without a close frame),
+///   `closed_by_server` (a close frame during the run), `close_timeout` (no answer to
+///   our close), `connect` (connect-rate: a cycle failed to open).
+/// - `first`: the first error's description, or `null`.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Errors {
+    pub(crate) total: u64,
+    pub(crate) by_kind: BTreeMap<&'static str, u64>,
+    pub(crate) first: Option<String>,
+}
+
+/// The load tool's CPU use (`cpu` in the JSON report), `null` where it cannot be read.
+///
+/// - `user_s`, `system_s`: CPU seconds in the measurement window.
+/// - `percent_of_one_core`: their sum over the window's length; near `threads` × 100
+///   the load tool itself is the bottleneck.
+/// - `threads`: worker threads.
+#[derive(Debug, Serialize)]
+pub(crate) struct Cpu {
+    pub(crate) user_s: f64,
+    pub(crate) system_s: f64,
+    pub(crate) percent_of_one_core: f64,
+    pub(crate) threads: usize,
+}
+
+impl Report {
+    /// The summary for people, several lines without a final newline.
+    pub(crate) fn render(&self) -> String {
+        let mut text = String::new();
+        let p = &self.parameters;
+        let what = match self.mode {
+            Mode::ConnectRate => format!("connect rate, {} workers", group(p.conns as u64)),
+            Mode::Idle => format!("idle, {} connections", group(p.idle.unwrap_or(0) as u64)),
+            Mode::Echo => {
+                let flow = match (p.rate, p.depth) {
+                    (Some(rate), _) => format!("{} msg/s scheduled", group(rate.round() as u64)),
+                    (None, Some(depth)) => format!("depth {depth}"),
+                    (None, None) => String::new(),
+                };
+                format!(
+                    "echo, {} connections, {}-byte {} messages, {flow}",
+                    group(p.conns as u64),
+                    group(p.size as u64),
+                    p.payload
+                )
+            }
+        };
+        let _ = writeln!(text, "sockjet bench {}: {what}", self.url);
+        let mut line = |label: &str, value: String| {
+            let _ = writeln!(text, "  {label:<13}{value}");
+        };
+        let interrupted = if self.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        };
+        match self.mode {
+            Mode::Idle => line(
+                "held:",
+                format!("{}{interrupted}", format_seconds(self.measured_s)),
+            ),
+            Mode::Echo | Mode::ConnectRate => line(
+                "measured:",
+                format!(
+                    "{} after {} of warmup{interrupted}",
+                    format_seconds(self.measured_s),
+                    format_seconds(p.warmup_s)
+                ),
+            ),
+        }
+        line("connections:", self.connections.render());
+        line("compression:", self.compression.render());
+        if let Some(messages) = &self.messages {
+            line(
+                "messages:",
+                format!(
+                    "{} echoed, {} msg/s ({} sent)",
+                    group(messages.received),
+                    group(messages.per_s.round() as u64),
+                    group(messages.sent)
+                ),
+            );
+            line(
+                "throughput:",
+                format!(
+                    "{} of payload each way",
+                    format_byte_rate(messages.payload_mb_per_s * 1e6)
+                ),
+            );
+        }
+        if let Some(cycles) = &self.cycles {
+            line(
+                "cycles:",
+                format!(
+                    "{} completed, {} cycles/s (connect, handshake, close)",
+                    group(cycles.completed),
+                    group(cycles.per_s.round() as u64)
+                ),
+            );
+        }
+        if self.mode != Mode::Idle {
+            let latency = match &self.latency_us {
+                Some(latency) => format!(
+                    "p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
+                    format_micros(latency.p50),
+                    format_micros(latency.p90),
+                    format_micros(latency.p99),
+                    format_micros(latency.p99_9),
+                    format_micros(latency.max)
+                ),
+                None => "no samples".to_owned(),
+            };
+            line("latency:", latency);
+        }
+        if let Some(idle) = &self.idle {
+            line("held open:", group(idle.held));
+            if let (Some(before), Some(after)) =
+                (idle.server_rss_before_bytes, idle.server_rss_after_bytes)
+            {
+                let per_connection = idle
+                    .server_rss_per_connection_bytes
+                    .map_or_else(|| "-".to_owned(), format_bytes);
+                line(
+                    "server RSS:",
+                    format!(
+                        "{} before, {} after: {per_connection} per connection",
+                        format_bytes(before as f64),
+                        format_bytes(after as f64)
+                    ),
+                );
+            }
+        }
+        if self.pings_answered > 0 {
+            line("pings:", format!("{} answered", group(self.pings_answered)));
+        }
+        line("errors:", self.errors.render());
+        let codes = if self.close_codes.is_empty() {
+            "none".to_owned()
+        } else {
+            let codes: Vec<String> = self
+                .close_codes
+                .iter()
+                .map(|(code, count)| format!("{code} ×{}", group(*count)))
+                .collect();
+            codes.join(", ")
+        };
+        line("close codes:", codes);
+        match &self.cpu {
+            Some(cpu) => {
+                line(
+                    "load tool:",
+                    format!(
+                        "{:.0}% of one core ({:.2} s user, {:.2} s system) on {} thread{}",
+                        cpu.percent_of_one_core,
+                        cpu.user_s,
+                        cpu.system_s,
+                        cpu.threads,
+                        if cpu.threads == 1 { "" } else { "s" }
+                    ),
+                );
+                // Past 90% of its threads the tool, not the server, may set the pace.
+                if cpu.percent_of_one_core >= 90.0 * cpu.threads as f64 {
+                    line(
+                        "warning:",
+                        "the load tool was near saturation: the server may be faster than this shows"
+                            .to_owned(),
+                    );
+                }
+            }
+            None => line("load tool:", "CPU use unavailable".to_owned()),
+        }
+        text.truncate(text.trim_end().len());
+        text
+    }
+}
+
+impl Connections {
+    /// E.g. `100 opened, 0 failed; connect time p50 312 µs, max 1.21 ms`.
+    fn render(&self) -> String {
+        let mut text = format!(
+            "{} opened, {} failed",
+            group(self.opened),
+            group(self.failed)
+        );
+        if let Some(first) = &self.first_failure {
+            let _ = write!(text, " (first: {first})");
+        }
+        if let Some(connect) = &self.connect_time_us {
+            let _ = write!(
+                text,
+                "; connect time p50 {}, max {}",
+                format_micros(connect.p50),
+                format_micros(connect.max)
+            );
+        }
+        text
+    }
+}
+
+impl CompressionReport {
+    /// E.g. `off`, `not negotiated`, or `negotiated (permessage-deflate; ...)`.
+    fn render(&self) -> String {
+        if !self.requested {
+            return "off".to_owned();
+        }
+        if self.negotiated_connections == 0 {
+            return "not negotiated (the server declined permessage-deflate)".to_owned();
+        }
+        let answer = self
+            .server_answer
+            .as_deref()
+            .unwrap_or("permessage-deflate");
+        let partial = if self.negotiated {
+            String::new()
+        } else {
+            format!(
+                " on {} connections only",
+                group(self.negotiated_connections as u64)
+            )
+        };
+        format!(
+            "negotiated{partial} ({answer}); {} compressed echoes received",
+            group(self.compressed_messages_received)
+        )
+    }
+}
+
+impl Errors {
+    /// E.g. `none`, or `3 (eof 2, length_mismatch 1); first: ...`.
+    fn render(&self) -> String {
+        if self.total == 0 {
+            return "none".to_owned();
+        }
+        let kinds: Vec<String> = self
+            .by_kind
+            .iter()
+            .map(|(kind, count)| format!("{kind} {}", group(*count)))
+            .collect();
+        let mut text = format!("{} ({})", group(self.total), kinds.join(", "));
+        if let Some(first) = &self.first {
+            let _ = write!(text, "; first: {first}");
+        }
+        text
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub(crate) fn group(value: u64) -> String {
+    let digits = value.to_string();
+    let mut grouped = String::with_capacity(digits.len() * 4 / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+/// Microseconds for people: `812 µs`, `1.23 ms`, `2.50 s`.
+pub(crate) fn format_micros(micros: u64) -> String {
+    match micros {
+        0..1_000 => format!("{micros} µs"),
+        1_000..1_000_000 => format!("{:.2} ms", micros as f64 / 1e3),
+        _ => format!("{:.2} s", micros as f64 / 1e6),
+    }
+}
+
+/// A duration for people, e.g. `10 s`, `500 ms`.
+pub(crate) fn format_duration(duration: Duration) -> String {
+    format_seconds(duration.as_secs_f64())
+}
+
+/// Seconds for people: `10 s`, `1.5 s`, `500 ms`.
+fn format_seconds(seconds: f64) -> String {
+    if seconds != 0.0 && seconds < 1.0 {
+        format!("{:.0} ms", seconds * 1e3)
+    } else if seconds.fract() == 0.0 {
+        format!("{seconds:.0} s")
+    } else {
+        format!("{seconds:.2} s")
+    }
+}
+
+/// Bytes per second for people, in decimal units: `3.20 kB/s`, `1.98 MB/s`.
+fn format_byte_rate(bytes_per_second: f64) -> String {
+    let units = [("B/s", 1.0), ("kB/s", 1e3), ("MB/s", 1e6), ("GB/s", 1e9)];
+    let (unit, scale) = units
+        .iter()
+        .rev()
+        .find(|(_, scale)| bytes_per_second >= *scale)
+        .unwrap_or(&units[0]);
+    format!("{:.2} {unit}", bytes_per_second / scale)
+}
+
+/// Bytes for people: `512 B`, `12.3 KiB`, `1.50 MiB`; negative for a decrease.
+fn format_bytes(bytes: f64) -> String {
+    let magnitude = bytes.abs();
+    if magnitude < 1024.0 {
+        format!("{bytes:.0} B")
+    } else if magnitude < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", bytes / 1024.0)
+    } else {
+        format!("{:.2} MiB", bytes / (1024.0 * 1024.0))
+    }
+}
+
+/// The parts of the report every mode has; each mode adds its own.
+pub(crate) fn common_report(
+    settings: &Settings,
+    stats: &SharedStats,
+    requested: usize,
+    counts: Option<&OpenCounts>,
+    window: &Window,
+) -> Report {
+    let totals = stats.totals();
+    let outcomes = stats.outcomes();
+    let failed: u64 = outcomes.connect_failures.values().sum();
+    let opened = match counts {
+        Some(counts) => counts.opened() as u64,
+        // Connect-rate: every connect time recorded is a connection opened.
+        None => totals.connect.len(),
+    };
+    let negotiated_connections = counts.map_or(0, OpenCounts::compressed);
+    let errors = Errors {
+        total: outcomes.errors.values().sum(),
+        by_kind: outcomes
+            .errors
+            .iter()
+            .map(|(kind, count)| (kind.name(), *count))
+            .collect(),
+        first: outcomes.first_error.clone(),
+    };
+    Report {
+        mode: settings.mode,
+        url: settings.target.url.clone(),
+        parameters: settings.parameters(),
+        connections: Connections {
+            requested,
+            opened,
+            failed,
+            failures: outcomes.connect_failures.clone(),
+            first_failure: outcomes.first_connect_failure.clone(),
+            connect_time_us: Percentiles::of(&totals.connect),
+        },
+        compression: CompressionReport {
+            requested: settings.args.compression,
+            negotiated: opened > 0 && negotiated_connections as u64 == opened,
+            negotiated_connections,
+            server_answer: counts.and_then(OpenCounts::extensions),
+            compressed_messages_received: totals.compressed_received,
+        },
+        measured_s: round(window.seconds(), 3),
+        interrupted: window.interrupted,
+        messages: None,
+        cycles: None,
+        latency_us: None,
+        idle: None,
+        pings_answered: totals.pings,
+        errors,
+        close_codes: outcomes
+            .close_codes
+            .iter()
+            .map(|(code, count)| (code.to_string(), *count))
+            .collect(),
+        cpu: window.cpu_report(settings.threads),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(1_234_567), "1,234,567");
+        assert_eq!(format_micros(812), "812 µs");
+        assert_eq!(format_micros(1234), "1.23 ms");
+        assert_eq!(format_micros(2_500_000), "2.50 s");
+        assert_eq!(format_duration(Duration::from_millis(500)), "500 ms");
+        assert_eq!(format_duration(Duration::from_secs(10)), "10 s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.50 s");
+        assert_eq!(format_byte_rate(3200.0), "3.20 kB/s");
+        assert_eq!(format_byte_rate(1_980_000.0), "1.98 MB/s");
+        assert_eq!(format_byte_rate(0.0), "0.00 B/s");
+        assert_eq!(format_bytes(512.0), "512 B");
+        assert_eq!(format_bytes(2560.0), "2.5 KiB");
+        assert_eq!(format_bytes(-2560.0), "-2.5 KiB");
+    }
+
+    #[test]
+    fn percentiles_are_ordered() {
+        let mut histogram = crate::bench::stats::new_histogram();
+        for micros in 1..=10_000 {
+            histogram.record(micros).unwrap();
+        }
+        let percentiles = Percentiles::of(&histogram).unwrap();
+        assert_eq!(percentiles.count, 10_000);
+        assert!(percentiles.p50 <= percentiles.p90);
+        assert!(percentiles.p90 <= percentiles.p99);
+        assert!(percentiles.p99 <= percentiles.p99_9);
+        assert!(percentiles.p99_9 <= percentiles.max);
+        assert!(Percentiles::of(&crate::bench::stats::new_histogram()).is_none());
+    }
+}

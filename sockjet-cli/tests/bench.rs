@@ -1,0 +1,431 @@
+//! End-to-end tests of `sockjet bench` against `sockjet serve` (and a few scripted
+//! servers): the JSON report, the summary, and the exit status. Runs are about a second
+//! long, everything talks to 127.0.0.1, and every wait is bounded; children are killed on
+//! drop.
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _},
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use sockjet::{CloseCode, Connection, Message, Server};
+
+/// Upper bound for any single wait; generous because CI machines can be slow.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Options that make a short run: four connections, a second measured.
+const SHORT_RUN: [&str; 6] = ["--conns", "4", "--duration", "1", "--warmup", "0.2"];
+
+/// A `sockjet serve` child, killed on drop.
+struct EchoServer {
+    child: Child,
+    url: String,
+}
+
+impl EchoServer {
+    /// Starts `sockjet serve 127.0.0.1:0 --echo OPTIONS` and reads its URL.
+    fn start(options: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sockjet"))
+            .args(["serve", "127.0.0.1:0", "--echo"])
+            .args(options)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            // It logs every connection; unread, a full pipe would block it.
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sockjet serve");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let (lines, receiver) = mpsc::channel();
+        thread::spawn(move || {
+            for line in stdout.lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = receiver
+            .recv_timeout(TIMEOUT)
+            .expect("sockjet serve prints its URL");
+        let url = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        Self { child, url }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How a `sockjet bench` run ended.
+#[derive(Debug)]
+struct Finished {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    /// The `--json` report, if one was written.
+    json: Option<Value>,
+}
+
+/// A file in the target directory's temporary folder, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("sockjet-bench-{}-{name}.json", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        Self(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs `sockjet bench URL ARGS --json FILE` and waits for it, within the timeout.
+fn bench(url: &str, args: &[&str]) -> Finished {
+    let json = TempFile::new(&format!("{:?}", thread::current().id()).replace(['(', ')'], ""));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sockjet"))
+        .arg("bench")
+        .arg(url)
+        .args(args)
+        .arg("--json")
+        .arg(&json.0)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sockjet bench");
+    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = read_all(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for sockjet bench") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sockjet bench did not exit in time");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let json = std::fs::read(&json.0)
+        .ok()
+        .map(|bytes| serde_json::from_slice(&bytes).expect("the JSON report parses"));
+    Finished {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+        json,
+    }
+}
+
+/// Runs a bench that must succeed, and returns its JSON report.
+fn successful_bench(url: &str, args: &[&str]) -> (Value, Finished) {
+    let finished = bench(url, args);
+    assert!(finished.status.success(), "{finished:#?}");
+    let json = finished.json.clone().expect("a JSON report");
+    (json, finished)
+}
+
+/// A number in the JSON report.
+fn number(json: &Value, pointer: &str) -> f64 {
+    json.pointer(pointer)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("no number at {pointer} in {json:#}"))
+}
+
+/// Asserts that no error was counted on open connections nor connection attempts.
+fn assert_no_errors(json: &Value) {
+    assert_eq!(number(json, "/errors/total"), 0.0, "{json:#}");
+    assert_eq!(number(json, "/connections/failed"), 0.0, "{json:#}");
+}
+
+/// Asserts that the latency percentiles are present and ordered.
+fn assert_latency_ordered(json: &Value) {
+    let p50 = number(json, "/latency_us/p50");
+    let p90 = number(json, "/latency_us/p90");
+    let p99 = number(json, "/latency_us/p99");
+    let p99_9 = number(json, "/latency_us/p99_9");
+    let max = number(json, "/latency_us/max");
+    assert!(
+        0.0 < p50 && p50 <= p90 && p90 <= p99 && p99 <= p99_9 && p99_9 <= max,
+        "{json:#}"
+    );
+}
+
+#[test]
+fn echo_load_in_text_and_binary() {
+    // Pings every 0.2 s: the load tool must answer them without disturbing the count.
+    let server = EchoServer::start(&["--ping-interval", "0.2"]);
+    for payload in ["--text", "--binary"] {
+        let mut args = SHORT_RUN.to_vec();
+        args.extend(["--depth", "4", "--size", "100", payload]);
+        let (json, finished) = successful_bench(&server.url, &args);
+        assert_eq!(json["mode"], "echo");
+        assert!(number(&json, "/messages/received") > 0.0, "{json:#}");
+        assert!(number(&json, "/messages/per_s") > 0.0, "{json:#}");
+        assert!(
+            number(&json, "/messages/payload_mb_per_s") > 0.0,
+            "{json:#}"
+        );
+        assert_no_errors(&json);
+        assert_latency_ordered(&json);
+        assert!(number(&json, "/pings_answered") > 0.0, "{json:#}");
+        assert_eq!(json["close_codes"]["1000"], 4, "{json:#}");
+        assert_eq!(number(&json, "/connections/opened"), 4.0);
+        assert!(number(&json, "/connections/connect_time_us/max") > 0.0);
+        assert!(number(&json, "/cpu/percent_of_one_core") >= 0.0);
+
+        let parameters = &json["parameters"];
+        assert_eq!(parameters["conns"], 4);
+        assert_eq!(parameters["depth"], 4);
+        assert_eq!(parameters["size"], 100);
+        assert_eq!(parameters["duration_s"], 1.0);
+        assert_eq!(parameters["warmup_s"], 0.2);
+        assert_eq!(parameters["rate"], Value::Null);
+        assert_eq!(parameters["payload"], &payload[2..]);
+        assert_eq!(parameters["compression"], false);
+        assert_eq!(json["compression"]["requested"], false);
+
+        let summary = &finished.stdout;
+        assert!(
+            summary.starts_with(&format!(
+                "sockjet bench {}: echo, 4 connections",
+                server.url
+            )),
+            "{summary}"
+        );
+        for label in ["messages:", "latency:", "errors:      none", "load tool:"] {
+            assert!(summary.contains(label), "{label} in {summary}");
+        }
+    }
+}
+
+#[test]
+fn compression_is_negotiated_with_the_echo_server() {
+    let server = EchoServer::start(&[]);
+    let mut args = SHORT_RUN.to_vec();
+    // Big enough for the server to compress its echoes too (its threshold is 128 bytes).
+    args.extend(["--compression", "--size", "1000", "--depth", "2"]);
+    let (json, finished) = successful_bench(&server.url, &args);
+    let compression = &json["compression"];
+    assert_eq!(compression["requested"], true, "{json:#}");
+    assert_eq!(compression["negotiated"], true, "{json:#}");
+    assert_eq!(compression["negotiated_connections"], 4, "{json:#}");
+    assert!(
+        compression["server_answer"]
+            .as_str()
+            .is_some_and(|answer| answer.starts_with("permessage-deflate")),
+        "{json:#}"
+    );
+    assert!(number(&json, "/compression/compressed_messages_received") > 0.0);
+    assert!(number(&json, "/messages/received") > 0.0);
+    assert_no_errors(&json);
+    assert!(
+        finished.stdout.contains("compression: negotiated"),
+        "{finished:#?}"
+    );
+}
+
+#[test]
+fn compression_declined_by_the_server_is_reported() {
+    let server = EchoServer::start(&["--no-compression"]);
+    let mut args = SHORT_RUN.to_vec();
+    args.extend(["--compression", "--size", "1000"]);
+    let (json, finished) = successful_bench(&server.url, &args);
+    assert_eq!(json["compression"]["requested"], true);
+    assert_eq!(json["compression"]["negotiated"], false, "{json:#}");
+    assert_eq!(json["compression"]["negotiated_connections"], 0);
+    assert!(number(&json, "/messages/received") > 0.0);
+    assert_no_errors(&json);
+    assert!(
+        finished.stdout.contains("compression: not negotiated"),
+        "{finished:#?}"
+    );
+}
+
+#[test]
+fn connect_rate_cycles_connections() {
+    let server = EchoServer::start(&[]);
+    let mut args = SHORT_RUN.to_vec();
+    args.push("--connect-rate");
+    let (json, finished) = successful_bench(&server.url, &args);
+    assert_eq!(json["mode"], "connect_rate");
+    assert!(number(&json, "/cycles/completed") > 0.0, "{json:#}");
+    assert!(number(&json, "/cycles/per_s") > 0.0);
+    assert_no_errors(&json);
+    assert_latency_ordered(&json);
+    assert_eq!(json["messages"], Value::Null);
+    assert!(finished.stdout.contains("cycles/s"), "{finished:#?}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn idle_connections_report_the_servers_memory() {
+    let server = EchoServer::start(&[]);
+    let pid = server.child.id().to_string();
+    let (json, finished) = successful_bench(
+        &server.url,
+        &["--idle", "50", "--server-pid", &pid, "--duration", "1"],
+    );
+    assert_eq!(json["mode"], "idle");
+    assert_eq!(number(&json, "/connections/opened"), 50.0, "{json:#}");
+    assert_eq!(number(&json, "/idle/held"), 50.0, "{json:#}");
+    assert!(number(&json, "/idle/server_rss_before_bytes") > 0.0);
+    assert!(number(&json, "/idle/server_rss_after_bytes") > 0.0);
+    // Growth can be anything (even negative); it must be a number.
+    number(&json, "/idle/server_rss_per_connection_bytes");
+    assert_eq!(json["parameters"]["idle"], 50);
+    assert_no_errors(&json);
+    assert_eq!(json["close_codes"]["1000"], 50, "{json:#}");
+    assert!(finished.stdout.contains("per connection"), "{finished:#?}");
+}
+
+#[test]
+fn open_loop_keeps_the_rate() {
+    let server = EchoServer::start(&[]);
+    let mut args = SHORT_RUN.to_vec();
+    args.extend(["--rate", "200"]);
+    let (json, _) = successful_bench(&server.url, &args);
+    let received = number(&json, "/messages/received");
+    let seconds = number(&json, "/measured_s");
+    let expected = 200.0 * seconds;
+    assert!(
+        (0.5 * expected..=1.5 * expected).contains(&received),
+        "{received} messages in {seconds} s at 200/s: {json:#}"
+    );
+    assert_eq!(json["parameters"]["rate"], 200.0);
+    assert_eq!(json["parameters"]["depth"], Value::Null);
+    assert_no_errors(&json);
+    assert_latency_ordered(&json);
+}
+
+#[test]
+fn a_closed_port_is_one_error_line() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("find a free port")
+        .port();
+    let url = format!("ws://127.0.0.1:{port}");
+    let finished = bench(&url, &SHORT_RUN);
+    assert_eq!(finished.status.code(), Some(1), "{finished:#?}");
+    let line = finished
+        .stderr
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("stderr ends with a newline: {finished:#?}"));
+    assert!(!line.contains('\n'), "one line: {finished:#?}");
+    assert!(
+        line.starts_with(&format!("sockjet: cannot connect to {url}: ")),
+        "{line}"
+    );
+    assert!(line.to_lowercase().contains("refused"), "{line}");
+    assert!(line.ends_with("(all 4 connections failed)"), "{line}");
+    assert!(finished.stdout.is_empty(), "{finished:#?}");
+    assert!(finished.json.is_none(), "no report without a run");
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let server_url = "ws://127.0.0.1:1";
+    for args in [
+        &["--duration", "soon"][..],
+        &["--conns", "0"],
+        &["--rate", "100", "--depth", "2"],
+        &["--idle", "5", "--connect-rate"],
+        &["--server-pid", "1"],
+    ] {
+        let finished = bench(server_url, args);
+        assert_eq!(finished.status.code(), Some(2), "{args:?}: {finished:#?}");
+    }
+}
+
+/// Runs a scripted WebSocket server in the test process; returns its runtime (keep it
+/// alive for the test) and URL.
+fn scripted_server<H, F>(handler: H) -> (tokio::runtime::Runtime, String)
+where
+    H: Fn(Connection) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let server = runtime
+        .block_on(Server::bind("127.0.0.1:0"))
+        .expect("bind test server");
+    let url = format!("ws://{}", server.local_addr());
+    runtime.spawn(server.serve(handler));
+    (runtime, url)
+}
+
+#[test]
+fn echoes_of_the_wrong_length_are_errors() {
+    let (_runtime, url) = scripted_server(|mut ws| async move {
+        while let Ok(Some(message)) = ws.recv().await {
+            let mut reply = message.into_bytes().to_vec();
+            reply.push(b'!');
+            if ws.send(Message::binary(reply)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let (json, _) = successful_bench(&url, &SHORT_RUN);
+    assert!(
+        number(&json, "/errors/by_kind/length_mismatch") > 0.0,
+        "{json:#}"
+    );
+    assert!(
+        json["errors"]["first"]
+            .as_str()
+            .is_some_and(|first| first.contains("16-byte message had 17 bytes")),
+        "{json:#}"
+    );
+}
+
+#[test]
+fn a_server_closing_during_the_run_is_counted() {
+    let (_runtime, url) = scripted_server(|mut ws| async move {
+        for _ in 0..10 {
+            match ws.recv().await {
+                Ok(Some(message)) => {
+                    let _ = ws.send(message).await;
+                }
+                _ => return,
+            }
+        }
+        let _ = ws.close(CloseCode::GOING_AWAY, "enough").await;
+    });
+    let (json, finished) = successful_bench(&url, &SHORT_RUN);
+    assert_eq!(
+        number(&json, "/errors/by_kind/closed_by_server"),
+        4.0,
+        "{json:#}"
+    );
+    assert_eq!(json["close_codes"]["1001"], 4, "{json:#}");
+    assert!(
+        finished.stdout.contains("closed_by_server 4"),
+        "{finished:#?}"
+    );
+}

@@ -10,13 +10,13 @@ use std::{
     cell::RefCell,
     io::{self, IoSlice},
     pin::Pin,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
 use bytes::BytesMut;
 use sockjet_proto::Protocol;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
+    io::{AsyncRead, AsyncWrite, Interest, ReadBuf},
     net::TcpStream,
 };
 use tokio_util::io::poll_read_buf;
@@ -53,17 +53,36 @@ impl Socket {
     ) -> Poll<io::Result<usize>> {
         match self {
             Self::Tcp(tcp) => loop {
-                ready!(tcp.poll_read_ready(cx))?;
+                if tcp.poll_read_ready(cx)?.is_pending() {
+                    // Until data comes, the buffer serves other connections.
+                    park_idle_buffer(proto);
+                    return Poll::Pending;
+                }
                 if let Some(spare) = SPARE_BUFFERS.with(|spares| spares.borrow_mut().pop()) {
                     proto.provide_receive_buffer(spare);
                 }
-                match tcp.try_read_buf(proto.receive_buffer()) {
-                    Ok(read) => return Poll::Ready(Ok(read)),
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                        // Readiness is cleared; the next poll registers `cx`. Until data
-                        // comes, the buffer serves other connections.
-                        park_idle_buffer(proto);
+                let buffer = proto.receive_buffer();
+                let offered = buffer.capacity() - buffer.len();
+                let mut read = 0;
+                // A short read means the socket is drained: report "would block" to
+                // `try_io` so that it clears readiness now, as tokio's own `poll_read` does,
+                // and the next read waits for the next event instead of costing a system
+                // call that fails with EAGAIN. `try_io` takes its readiness snapshot before
+                // the read, so data arriving after the read still wakes us.
+                let result = tcp.try_io(Interest::READABLE, || {
+                    read = tcp.try_read_buf(buffer)?;
+                    match 0 < read && read < offered {
+                        true => Err(io::ErrorKind::WouldBlock.into()),
+                        false => Ok(()),
                     }
+                });
+                match result {
+                    Ok(()) => return Poll::Ready(Ok(read)),
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock && read > 0 => {
+                        return Poll::Ready(Ok(read));
+                    }
+                    // Readiness is cleared: the next poll registers `cx`.
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                     Err(error) => return Poll::Ready(Err(error)),
                 }
             },

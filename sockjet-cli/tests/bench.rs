@@ -199,6 +199,16 @@ fn echo_load_in_text_and_binary() {
         assert_eq!(number(&json, "/connections/opened"), 4.0);
         assert!(number(&json, "/connections/connect_time_us/max") > 0.0);
         assert!(number(&json, "/cpu/percent_of_one_core") >= 0.0);
+        // Without --server-pid the server is not measured.
+        for field in [
+            "server_cpu_seconds",
+            "server_cpu_percent",
+            "server_cpu_per_message_us",
+            "server_cpu_per_cycle_us",
+            "server_rss_bytes",
+        ] {
+            assert_eq!(json[field], Value::Null, "{field}: {json:#}");
+        }
 
         let parameters = &json["parameters"];
         assert_eq!(parameters["conns"], 4);
@@ -208,6 +218,7 @@ fn echo_load_in_text_and_binary() {
         assert_eq!(parameters["warmup_s"], 0.2);
         assert_eq!(parameters["rate"], Value::Null);
         assert_eq!(parameters["payload"], &payload[2..]);
+        assert_eq!(parameters["payload_variants"], 1);
         assert_eq!(parameters["compression"], false);
         assert_eq!(json["compression"]["requested"], false);
 
@@ -222,7 +233,48 @@ fn echo_load_in_text_and_binary() {
         for label in ["messages:", "latency:", "errors:      none", "load tool:"] {
             assert!(summary.contains(label), "{label} in {summary}");
         }
+        assert!(!summary.contains("server:"), "{summary}");
     }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn echo_load_reports_the_servers_cpu_and_memory() {
+    let server = EchoServer::start(&[]);
+    let pid = server.child.id().to_string();
+    let mut args = SHORT_RUN.to_vec();
+    args.extend(["--depth", "8", "--server-pid", &pid]);
+    let (json, finished) = successful_bench(&server.url, &args);
+    assert_no_errors(&json);
+    assert_eq!(json["parameters"]["server_pid"], server.child.id());
+    // A second of echoes at depth 8 keeps the server busy for more than one clock tick.
+    let seconds = number(&json, "/server_cpu_seconds");
+    assert!(seconds > 0.0, "{json:#}");
+    let measured = number(&json, "/measured_s");
+    let percent = number(&json, "/server_cpu_percent");
+    assert!(
+        (percent - seconds / measured * 100.0).abs() < 0.1,
+        "{percent}% for {seconds} s in {measured} s: {json:#}"
+    );
+    // The server has one runtime thread per core at most, plus its main thread.
+    let cores = thread::available_parallelism().map_or(1, usize::from) as f64;
+    assert!(percent <= (cores + 1.0) * 100.0 + 5.0, "{json:#}");
+    let per_message = number(&json, "/server_cpu_per_message_us");
+    let received = number(&json, "/messages/received");
+    let expected = seconds * 1e6 / received;
+    assert!(
+        (per_message - expected).abs() <= expected * 0.001 + 0.001,
+        "{per_message} µs per message, expected {expected}: {json:#}"
+    );
+    assert_eq!(json["server_cpu_per_cycle_us"], Value::Null, "{json:#}");
+    assert!(number(&json, "/server_rss_bytes") > 0.0, "{json:#}");
+    let summary = &finished.stdout;
+    assert!(
+        summary.contains(&format!("server:      pid {pid}: ")),
+        "{summary}"
+    );
+    assert!(summary.contains("% of one core), "), "{summary}");
+    assert!(summary.contains(" µs per message; RSS "), "{summary}");
 }
 
 #[test]
@@ -244,6 +296,9 @@ fn compression_is_negotiated_with_the_echo_server() {
     );
     assert!(number(&json, "/compression/compressed_messages_received") > 0.0);
     assert!(number(&json, "/messages/received") > 0.0);
+    // 1000-byte messages in turn, so that none repeats within 32 KiB: the server's
+    // echoes of all of them had the right length.
+    assert_eq!(json["parameters"]["payload_variants"], 41, "{json:#}");
     assert_no_errors(&json);
     assert!(
         finished.stdout.contains("compression: negotiated"),
@@ -271,16 +326,40 @@ fn compression_declined_by_the_server_is_reported() {
 #[test]
 fn connect_rate_cycles_connections() {
     let server = EchoServer::start(&[]);
+    let pid = server.child.id().to_string();
     let mut args = SHORT_RUN.to_vec();
     args.push("--connect-rate");
+    if cfg!(target_os = "linux") {
+        args.extend(["--server-pid", &pid]);
+    }
     let (json, finished) = successful_bench(&server.url, &args);
     assert_eq!(json["mode"], "connect_rate");
-    assert!(number(&json, "/cycles/completed") > 0.0, "{json:#}");
+    assert_eq!(json["parameters"]["payload_variants"], Value::Null);
+    let completed = number(&json, "/cycles/completed");
+    assert!(completed > 0.0, "{json:#}");
     assert!(number(&json, "/cycles/per_s") > 0.0);
     assert_no_errors(&json);
     assert_latency_ordered(&json);
     assert_eq!(json["messages"], Value::Null);
     assert!(finished.stdout.contains("cycles/s"), "{finished:#?}");
+    if cfg!(target_os = "linux") {
+        // Accepting, upgrading and closing connections for a second takes CPU time.
+        let seconds = number(&json, "/server_cpu_seconds");
+        assert!(seconds > 0.0, "{json:#}");
+        assert!(number(&json, "/server_cpu_percent") > 0.0, "{json:#}");
+        let per_cycle = number(&json, "/server_cpu_per_cycle_us");
+        let expected = seconds * 1e6 / completed;
+        assert!(
+            (per_cycle - expected).abs() <= expected * 0.001 + 0.001,
+            "{per_cycle} µs per cycle, expected {expected}: {json:#}"
+        );
+        assert_eq!(json["server_cpu_per_message_us"], Value::Null, "{json:#}");
+        assert!(number(&json, "/server_rss_bytes") > 0.0, "{json:#}");
+        assert!(
+            finished.stdout.contains(" µs per cycle; RSS "),
+            "{finished:#?}"
+        );
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -297,6 +376,12 @@ fn idle_connections_report_the_servers_memory() {
     assert_eq!(number(&json, "/idle/held"), 50.0, "{json:#}");
     assert!(number(&json, "/idle/server_rss_before_bytes") > 0.0);
     assert!(number(&json, "/idle/server_rss_after_bytes") > 0.0);
+    assert_eq!(
+        json["server_rss_bytes"], json["idle"]["server_rss_after_bytes"],
+        "{json:#}"
+    );
+    // The server's CPU time is not measured while idle.
+    assert_eq!(json["server_cpu_seconds"], Value::Null, "{json:#}");
     // Growth can be anything (even negative); it must be a number.
     number(&json, "/idle/server_rss_per_connection_bytes");
     assert_eq!(json["parameters"]["idle"], 50);
@@ -357,11 +442,31 @@ fn bad_arguments_are_refused() {
         &["--conns", "0"],
         &["--rate", "100", "--depth", "2"],
         &["--idle", "5", "--connect-rate"],
-        &["--server-pid", "1"],
+        &["--server-pid", "-1"],
     ] {
         let finished = bench(server_url, args);
         assert_eq!(finished.status.code(), Some(2), "{args:?}: {finished:#?}");
     }
+}
+
+#[test]
+fn a_server_pid_that_cannot_be_read_is_one_error_line() {
+    let server = EchoServer::start(&[]);
+    // Above the kernel's largest pid (2^22), so no such process.
+    let pid = "4294967295";
+    let mut args = SHORT_RUN.to_vec();
+    args.extend(["--server-pid", pid]);
+    let finished = bench(&server.url, &args);
+    assert_eq!(finished.status.code(), Some(1), "{finished:#?}");
+    assert!(
+        finished.stderr.starts_with(&format!(
+            "sockjet: cannot read the CPU time and memory of process {pid} (--server-pid): "
+        )),
+        "{finished:#?}"
+    );
+    assert_eq!(finished.stderr.lines().count(), 1, "{finished:#?}");
+    assert!(finished.stdout.is_empty(), "{finished:#?}");
+    assert!(finished.json.is_none(), "no report without a run");
 }
 
 /// Runs a scripted WebSocket server in the test process; returns its runtime (keep it

@@ -52,7 +52,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
         settings.display,
         live_status(Arc::clone(&stats), "cycles/s", start, measure_start, end),
     );
-    let window = Window::wait(measure_start, end, &mut interrupt).await;
+    let window = Window::wait(measure_start, end, args.server_pid, &mut interrupt).await;
     if window.interrupted {
         workers.abort_all();
     }
@@ -88,6 +88,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
         },
     });
     report.latency_us = Percentiles::of(&totals.latency);
+    report.server_cpu_per_cycle_us = window.server_cpu_per_op_us(completed);
     Ok(report)
 }
 

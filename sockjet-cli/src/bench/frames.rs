@@ -25,13 +25,41 @@ impl PayloadKind {
     }
 }
 
-/// The payload of every message of a run: `size` bytes of `kind`.
+/// Payload variant 0, the one a run without compression sends.
+#[cfg(test)]
+pub(crate) fn payload(kind: PayloadKind, size: usize) -> Vec<u8> {
+    payload_variant(kind, size, 0)
+}
+
+/// Largest deflate window (RFC 7692: 2^15 bytes), plus a margin for the longest match.
+const LARGEST_WINDOW: usize = (32 + 8) * 1024;
+
+/// Most payload variants a run cycles through.
+const MAX_VARIANTS: usize = 64;
+
+/// How many different payloads of `size` bytes a run with permessage-deflate cycles
+/// through: enough that none repeats within the largest deflate window (up to
+/// [`MAX_VARIANTS`]), so that a server compressing with context takeover cannot encode
+/// each echo as one long match against the previous message, which real traffic would
+/// not allow; without compression, one.
+pub(crate) fn variants_for(size: usize, compression: bool) -> usize {
+    if !compression || size == 0 {
+        return 1;
+    }
+    LARGEST_WINDOW.div_ceil(size).clamp(1, MAX_VARIANTS)
+}
+
+/// Variant number `index` of the payload of a run: `size` bytes of `kind`. Variant 0
+/// is the payload of every message without compression; the others have the same kind
+/// and size, and other content (other numbers in the text records).
 ///
 /// Text is a run of records like `{"id":123,"symbol":"S45","price":12.34,"qty":56},`
 /// with varying numbers, cut to `size` bytes. It is all ASCII, so any cut is valid UTF-8.
 /// Binary is xorshift output: deterministic, so two runs send the same bytes.
-pub(crate) fn payload(kind: PayloadKind, size: usize) -> Vec<u8> {
-    let mut random = XorShift(0x9E37_79B9_7F4A_7C15);
+pub(crate) fn payload_variant(kind: PayloadKind, size: usize, index: usize) -> Vec<u8> {
+    let seed = 0x9E37_79B9_7F4A_7C15_u64 ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    // Xorshift must not start from zero.
+    let mut random = XorShift(if seed == 0 { 1 } else { seed });
     let mut payload = Vec::with_capacity(size + 64);
     match kind {
         PayloadKind::Text => {
@@ -109,31 +137,32 @@ pub(crate) fn pong_frame(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     encode_frame(OpCode::Pong, false, payload, mask)
 }
 
-/// Largest batch of copies of a frame kept per connection: with big messages the batch
-/// holds a single frame, and writes cycle through it.
+/// Largest batch of frames kept per message: with big messages the batch holds a single
+/// cycle of variants, and writes go round it.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-/// One message, encoded once as a complete masked frame, and repeated `copies` times
-/// back to back so that `copies` messages go out in one write.
+/// The messages of a run, each encoded once as a complete masked frame: one frame per
+/// payload variant (most often a single one), sent in turn, and the cycle of them
+/// repeated to fill a batch so that many messages go out in one write.
 ///
-/// Every copy reuses the same masking key, and connections that negotiated alike share
+/// Every frame reuses the same masking key, and connections that negotiated alike share
 /// one encoding. RFC 6455 §5.3 wants a fresh key per frame so that a hostile page cannot
 /// choose the bytes on the wire to poison a proxy cache; a load tool sends its own fixed
-/// payload, and encoding once is what keeps it from being the bottleneck.
+/// payloads, and encoding once is what keeps it from being the bottleneck.
 #[derive(Clone, Debug)]
 pub(crate) struct EncodedMessage {
-    /// `copies` copies of the frame, back to back.
+    /// Whole cycles of the frames, back to back.
     batch: Vec<u8>,
-    /// Length of one frame.
-    frame_len: usize,
+    /// The end of each frame in `batch` (so frame `i` starts at `ends[i - 1]`, or 0).
+    ends: Vec<usize>,
 }
 
 impl EncodedMessage {
-    /// Encodes `payload` once, compressed with `deflate` when given, in a batch of at most
-    /// `copies` frames.
+    /// Encodes each of `payloads` once, compressed with `deflate` when given, and repeats
+    /// the cycle of them in a batch of about `copies` frames (at least one cycle).
     pub(crate) fn new(
         kind: PayloadKind,
-        payload: &[u8],
+        payloads: &[Vec<u8>],
         deflate: Option<&Compression>,
         mask: [u8; 4],
         copies: usize,
@@ -142,31 +171,85 @@ impl EncodedMessage {
             PayloadKind::Text => OpCode::Text,
             PayloadKind::Binary => OpCode::Binary,
         };
-        let frame = match deflate {
-            Some(compression) => {
-                let compressed = compression.compress(payload);
-                encode_frame(opcode, true, &compressed, mask)
-            }
-            None => encode_frame(opcode, false, payload, mask),
+        let mut cycle = Vec::new();
+        let mut cycle_ends = Vec::with_capacity(payloads.len().max(1));
+        let empty = [Vec::new()];
+        let payloads = if payloads.is_empty() {
+            &empty[..]
+        } else {
+            payloads
         };
-        let copies = copies.clamp(1, (MAX_BATCH_BYTES / frame.len().max(1)).max(1));
-        let frame_len = frame.len();
+        for payload in payloads {
+            let frame = match deflate {
+                Some(compression) => {
+                    let compressed = compression.compress(payload);
+                    encode_frame(opcode, true, &compressed, mask)
+                }
+                None => encode_frame(opcode, false, payload, mask),
+            };
+            cycle.extend_from_slice(&frame);
+            cycle_ends.push(cycle.len());
+        }
+        let per_cycle = cycle_ends.len();
+        let wanted = copies.max(1).div_ceil(per_cycle);
+        let cycles = wanted.clamp(1, (MAX_BATCH_BYTES / cycle.len().max(1)).max(1));
+        let mut ends = Vec::with_capacity(cycles * per_cycle);
+        for round in 0..cycles {
+            ends.extend(cycle_ends.iter().map(|end| round * cycle.len() + end));
+        }
         Self {
-            batch: frame.repeat(copies),
-            frame_len,
+            batch: cycle.repeat(cycles),
+            ends,
         }
     }
 
-    /// Length of one frame on the wire.
-    pub(crate) fn frame_len(&self) -> usize {
-        self.frame_len
+    /// Frames in the batch.
+    pub(crate) fn frames(&self) -> usize {
+        self.ends.len()
     }
 
-    /// The bytes at `offset` (within one frame) of an endless stream of frames, at most
-    /// `limit` of them: a slice of the batch, so that any write starts without copying.
-    pub(crate) fn stream_at(&self, offset: usize, limit: usize) -> &[u8] {
-        let end = self.batch.len().min(offset.saturating_add(limit));
-        &self.batch[offset..end]
+    /// Where frame `index` of the batch starts.
+    pub(crate) fn frame_start(&self, index: usize) -> usize {
+        match index {
+            0 => 0,
+            _ => self.ends[index - 1],
+        }
+    }
+
+    /// Length of frame `index` of the batch on the wire.
+    #[cfg(test)]
+    pub(crate) fn frame_len(&self, index: usize) -> usize {
+        self.ends[index] - self.frame_start(index)
+    }
+
+    /// The bytes of at most `count` whole frames from frame `first` on, skipping the
+    /// `offset` bytes of the first already written; they stop at the end of the batch.
+    /// A slice of the batch, so that any write starts without copying.
+    pub(crate) fn frames_from(&self, first: usize, offset: usize, count: usize) -> &[u8] {
+        let last = first.saturating_add(count).min(self.frames());
+        let end = if last > first { self.ends[last - 1] } else { 0 };
+        let start = (self.frame_start(first) + offset).min(end);
+        &self.batch[start..end]
+    }
+
+    /// After `written` more bytes from frame `first` (of which `offset` bytes had been
+    /// written already): how many frames were completed, and the frame and offset to go
+    /// on from (back to frame 0 at the end of the batch).
+    pub(crate) fn advance(
+        &self,
+        first: usize,
+        offset: usize,
+        written: usize,
+    ) -> (usize, usize, usize) {
+        let position = self.frame_start(first) + offset + written;
+        // Frames whose end is at or before `position` are complete.
+        let next = self.ends.partition_point(|&end| end <= position);
+        let completed = next - first;
+        if next >= self.frames() {
+            (completed, 0, 0)
+        } else {
+            (completed, next, position - self.frame_start(next))
+        }
     }
 }
 
@@ -260,8 +343,15 @@ mod tests {
         for kind in [PayloadKind::Text, PayloadKind::Binary] {
             for size in [0, 5, 125, 126, 300, 70_000] {
                 let payload = payload(kind, size);
-                let encoded = EncodedMessage::new(kind, &payload, None, [1, 2, 3, 4], 3);
-                let wire = encoded.stream_at(0, 3 * encoded.frame_len());
+                let encoded = EncodedMessage::new(
+                    kind,
+                    std::slice::from_ref(&payload),
+                    None,
+                    [1, 2, 3, 4],
+                    3,
+                );
+                assert_eq!(encoded.frames(), 3, "{kind:?} {size}");
+                let wire = encoded.frames_from(0, 0, 3);
                 let received = messages(&mut server(None), wire);
                 assert_eq!(received.len(), 3, "{kind:?} {size}");
                 for message in received {
@@ -272,26 +362,31 @@ mod tests {
         }
     }
 
-    #[test]
-    fn compressed_frames_round_trip_and_repeat_identically() {
+    /// A client's compression, as a server that accepted the offer as is would give it.
+    fn negotiated() -> Compression {
         let config = Compression::offer();
         let params = config
             .client_accept(&["permessage-deflate; client_no_context_takeover"])
             .expect("valid answer");
-        let compression = Compression { params, config };
+        Compression { params, config }
+    }
+
+    #[test]
+    fn compressed_frames_round_trip_and_repeat_identically() {
+        let compression = negotiated();
         let payload = payload(PayloadKind::Text, 2000);
         let encoded = EncodedMessage::new(
             PayloadKind::Text,
-            &payload,
+            std::slice::from_ref(&payload),
             Some(&compression),
             [9, 8, 7, 6],
             4,
         );
-        assert!(encoded.frame_len() < 1000, "JSON-like text compresses");
+        assert!(encoded.frame_len(0) < 1000, "JSON-like text compresses");
         // The server decompresses each copy with the context the previous one left:
         // identical copies are only right because the client resets its compressor.
         let mut server = server(Some(&compression));
-        let received = messages(&mut server, encoded.stream_at(0, usize::MAX));
+        let received = messages(&mut server, encoded.frames_from(0, 0, usize::MAX));
         assert_eq!(received.len(), 4);
         for message in received {
             assert_eq!(message.as_bytes(), &payload[..]);
@@ -303,15 +398,60 @@ mod tests {
     }
 
     #[test]
-    fn the_stream_of_frames_can_start_anywhere() {
-        let encoded = EncodedMessage::new(PayloadKind::Binary, b"abc", None, [0; 4], 4);
-        assert_eq!(encoded.frame_len(), 9);
-        assert_eq!(encoded.stream_at(0, 9), b"\x82\x83\0\0\0\0abc");
-        assert_eq!(encoded.stream_at(6, 5), b"abc\x82\x83");
-        assert_eq!(encoded.stream_at(8, 100).len(), 36 - 8);
+    fn variants_differ_and_go_out_in_turn() {
+        assert_eq!(variants_for(4096, false), 1);
+        assert_eq!(variants_for(0, true), 1);
+        assert_eq!(variants_for(4096, true), 10);
+        assert_eq!(variants_for(16, true), MAX_VARIANTS);
+        assert_eq!(variants_for(1 << 20, true), 1);
+        // No payload repeats within the largest window.
+        for size in [1000, 4096, 20_000] {
+            assert!(variants_for(size, true) * size > 32 * 1024, "{size}");
+        }
+        let variants: Vec<Vec<u8>> = (0..3)
+            .map(|index| payload_variant(PayloadKind::Text, 4096, index))
+            .collect();
+        assert_eq!(variants[0], payload(PayloadKind::Text, 4096));
+        assert_ne!(variants[0], variants[1]);
+        assert_ne!(variants[1], variants[2]);
+        for variant in &variants {
+            assert_eq!(variant.len(), 4096);
+            assert!(std::str::from_utf8(variant).is_ok());
+        }
+        // Compressed, the frames differ in length; the server reads them in turn, each
+        // in a fresh context since the client resets its compressor.
+        let compression = negotiated();
+        let encoded =
+            EncodedMessage::new(PayloadKind::Text, &variants, Some(&compression), [1; 4], 7);
+        assert_eq!(encoded.frames(), 9, "whole cycles: 3 of 3");
+        let mut server = server(Some(&compression));
+        let received = messages(&mut server, encoded.frames_from(0, 0, usize::MAX));
+        assert_eq!(received.len(), 9);
+        for (index, message) in received.iter().enumerate() {
+            assert_eq!(message.as_bytes(), &variants[index % 3][..], "{index}");
+        }
+    }
+
+    #[test]
+    fn writes_can_stop_anywhere_and_go_on() {
+        let variants = [b"abc".to_vec(), b"de".to_vec()];
+        let encoded = EncodedMessage::new(PayloadKind::Binary, &variants, None, [0; 4], 4);
+        assert_eq!(encoded.frames(), 4);
+        assert_eq!((encoded.frame_len(0), encoded.frame_len(1)), (9, 8));
+        assert_eq!(encoded.frames_from(0, 0, 1), b"\x82\x83\0\0\0\0abc");
+        assert_eq!(encoded.frames_from(0, 6, 2), b"abc\x82\x82\0\0\0\0de");
+        assert_eq!(encoded.frames_from(1, 0, 100).len(), 8 + 9 + 8);
+        // 6 bytes into frame 0, then 5 more: 2 bytes into frame 1.
+        assert_eq!(encoded.advance(0, 6, 5), (1, 1, 2));
+        // Frame 1's rest and frame 2: on to frame 3.
+        assert_eq!(encoded.advance(1, 2, 6 + 9), (2, 3, 0));
+        // The end of the batch: back to frame 0.
+        assert_eq!(encoded.advance(3, 0, 8), (1, 0, 0));
+        assert_eq!(encoded.advance(0, 0, 0), (0, 0, 0));
         // Big frames are kept once.
-        let big = EncodedMessage::new(PayloadKind::Binary, &[0; 300_000], None, [0; 4], 16);
-        assert_eq!(big.stream_at(0, usize::MAX).len(), big.frame_len());
+        let big = EncodedMessage::new(PayloadKind::Binary, &[vec![0; 300_000]], None, [0; 4], 16);
+        assert_eq!(big.frames(), 1);
+        assert_eq!(big.frames_from(0, 0, 16).len(), big.frame_len(0));
     }
 
     #[test]

@@ -108,7 +108,9 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
         }
         () = interrupt.wait() => {}
     }
-    let window = Window::wait(opened_at, hold_end, &mut interrupt).await;
+    // The server's memory was read above; its CPU time while idle is not measured (the
+    // window started before the settling pause).
+    let window = Window::wait(opened_at, hold_end, None, &mut interrupt).await;
     let held = counts.opened().saturating_sub(lost.load(Ordering::Relaxed));
     let _ = stop.send(true);
     join_until(
@@ -120,6 +122,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
     progress.finish();
 
     let mut report = common_report(settings, &stats, requested, Some(&counts), &window);
+    report.server_rss_bytes = rss_after;
     let opened = counts.opened() as f64;
     report.idle = Some(Idle {
         held: held as u64,

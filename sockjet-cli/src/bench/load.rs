@@ -85,7 +85,10 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
     let end = measure_start + args.duration;
     let plan = Arc::new(LoadPlan {
         kind: settings.kind,
-        payload: frames::payload(settings.kind, args.size),
+        size: args.size,
+        payloads: (0..frames::variants_for(args.size, args.compression))
+            .map(|index| frames::payload_variant(settings.kind, args.size, index))
+            .collect(),
         encoded: Mutex::new(Vec::new()),
         schedule,
         connections: connections.len(),
@@ -106,7 +109,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
         settings.display,
         live_status(Arc::clone(&stats), "msg/s", start, measure_start, end),
     );
-    let window = Window::wait(measure_start, end, &mut interrupt).await;
+    let window = Window::wait(measure_start, end, args.server_pid, &mut interrupt).await;
     if window.interrupted {
         drivers.abort_all();
     }
@@ -125,6 +128,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
         payload_mb_per_s: super::round(per_second((received * args.size as u64) as f64) / 1e6, 6),
     });
     report.latency_us = Percentiles::of(&totals.latency);
+    report.server_cpu_per_message_us = window.server_cpu_per_op_us(received);
     Ok(report)
 }
 
@@ -155,8 +159,11 @@ pub(crate) enum Schedule {
 pub(crate) struct LoadPlan {
     /// Text or binary.
     pub(crate) kind: PayloadKind,
-    /// The payload of every message.
-    pub(crate) payload: Vec<u8>,
+    /// The size of every message.
+    pub(crate) size: usize,
+    /// The payloads sent in turn: one, or with permessage-deflate several variants (see
+    /// [`frames::variants_for`]).
+    pub(crate) payloads: Vec<Vec<u8>>,
     /// The message encoded once for each compression setting the server answered (most
     /// often a single one): connections alike share it, so that a big message is held
     /// once, not once per connection.
@@ -197,7 +204,7 @@ impl LoadPlan {
         let mask = OsRandomMaskKeys::default().next_key();
         let message = Arc::new(EncodedMessage::new(
             self.kind,
-            &self.payload,
+            &self.payloads,
             compression,
             mask,
             copies,
@@ -345,7 +352,7 @@ fn check_echo(
     measuring: bool,
     recorder: &mut Recorder,
 ) {
-    let size = plan.payload.len();
+    let size = plan.size;
     let length = if echo.compressed {
         if measuring {
             recorder.compressed_received();

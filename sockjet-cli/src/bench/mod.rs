@@ -2,7 +2,9 @@
 //!
 //! Three modes: an echo load (the default; messages per second and latency), connect
 //! rate (`--connect-rate`; connections opened and closed per second) and idle
-//! connections (`--idle N`; what each costs the server).
+//! connections (`--idle N`; what each costs the server). With `--server-pid` it also
+//! reads the server's CPU time and memory from `/proc`, so that servers can be compared
+//! by what each message, cycle or connection costs them.
 //!
 //! The tool must not be what limits the measurement: it runs on a multi-threaded
 //! runtime, writes frames encoded once (not once per message), batches writes, reads with
@@ -86,7 +88,9 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     binary: bool,
     /// Offer permessage-deflate (with client_no_context_takeover); the summary says
-    /// whether the server accepted it.
+    /// whether the server accepted it. Messages then cycle through different payloads
+    /// of the same size, enough that none repeats within 32 KiB (up to 64), so that a
+    /// server's compressor cannot just point back at the previous message.
     #[arg(long)]
     compression: bool,
     /// Send R messages per second in all, on a schedule whatever the server does (open
@@ -116,9 +120,10 @@ pub(crate) struct BenchArgs {
         conflicts_with_all = ["conns", "depth", "rate", "size", "text", "binary"]
     )]
     idle: Option<usize>,
-    /// With --idle: the server's process id, to report its memory growth per connection
-    /// (from /proc/PID/status, Linux only).
-    #[arg(long, value_name = "PID", requires = "idle")]
+    /// The server's process id (Linux only): report its CPU time in the measurement window
+    /// (in all, in percent of one core, and per message or per cycle, from /proc/PID/stat)
+    /// and its resident memory at the end; with --idle, its memory growth per connection.
+    #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
 }
 
@@ -172,6 +177,8 @@ impl Settings {
             duration_s: args.duration.as_secs_f64(),
             warmup_s: args.warmup.as_secs_f64(),
             payload: self.kind.name(),
+            payload_variants: (self.mode == Mode::Echo)
+                .then(|| frames::variants_for(args.size, args.compression)),
             compression: args.compression,
             idle: args.idle,
             server_pid: args.server_pid,
@@ -191,6 +198,17 @@ pub(crate) async fn run(args: BenchArgs, quiet: bool) -> Result<ExitCode, Failur
         return Err(Failure::new("--duration must be more than 0"));
     }
     let target = Arc::new(Target::resolve(&args.url).await?);
+    if let Some(pid) = args.server_pid {
+        // Fail now, not after the run, if the server cannot be measured.
+        os::process_cpu_ticks(pid)
+            .and_then(|_| os::resident_bytes(pid))
+            .map_err(|error| {
+                Failure::new(format!(
+                    "cannot read the CPU time and memory of process {pid} (--server-pid): {}",
+                    io_message(&error)
+                ))
+            })?;
+    }
     // Created now rather than after the run, so that a bad path does not waste one.
     let json_file = match &args.json {
         Some(path) => Some(File::create(path).map_err(|error| json_failure(path, &error))?),

@@ -1,5 +1,5 @@
 //! What `bench` asks of the operating system: more file descriptors, its own CPU time,
-//! and the memory of the server it measures.
+//! and the memory and CPU time of the server it measures.
 //!
 //! The system calls go through `nix`'s safe wrappers, so the crate has no `unsafe`.
 
@@ -91,6 +91,46 @@ pub(crate) fn resident_bytes(pid: u32) -> io::Result<u64> {
     parse_vm_rss(&status).ok_or_else(|| io::Error::other("no VmRSS in /proc/PID/status"))
 }
 
+/// CPU time of process `pid` (all its threads, user plus system), in clock ticks:
+/// `utime` + `stime` in `/proc/PID/stat` (Linux). See [`clock_ticks_per_second`].
+///
+/// # Errors
+///
+/// If the file cannot be read (no such process, not Linux) or cannot be parsed.
+pub(crate) fn process_cpu_ticks(pid: u32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_stat_cpu_ticks(&stat).ok_or_else(|| io::Error::other("cannot parse /proc/PID/stat"))
+}
+
+/// `utime` + `stime` (fields 14 and 15) of a `/proc/PID/stat` line.
+fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    // Field 2, the command name in parentheses, may hold spaces and parentheses itself:
+    // the fields that follow start after its last `)`.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace();
+    // Field 3 (state) is the first after the name, so utime (14) is the 12th.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Clock ticks per second, the unit of [`process_cpu_ticks`]: `sysconf(_SC_CLK_TCK)`.
+#[cfg(unix)]
+pub(crate) fn clock_ticks_per_second() -> u64 {
+    use nix::unistd::{SysconfVar, sysconf};
+    match sysconf(SysconfVar::CLK_TCK) {
+        Ok(Some(ticks)) if ticks > 0 => ticks as u64,
+        // USER_HZ is 100 on every Linux architecture in use.
+        _ => 100,
+    }
+}
+
+/// Elsewhere: USER_HZ as on Linux (there is no `/proc/PID/stat` to read anyway).
+#[cfg(not(unix))]
+pub(crate) fn clock_ticks_per_second() -> u64 {
+    100
+}
+
 /// The `VmRSS` of a `/proc/PID/status` text, in bytes.
 fn parse_vm_rss(status: &str) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
@@ -114,10 +154,21 @@ mod tests {
         assert_eq!(parse_vm_rss("Name:\tkthreadd\n"), None);
     }
 
+    #[test]
+    fn stat_cpu_ticks_are_utime_plus_stime() {
+        // A command name with a space and a parenthesis, as `(my (app)`.
+        let stat = "4242 (my (app) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
+                    250 31 0 0 20 0 2 0 12345 1000000 200 18446744073709551615";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(281));
+        assert_eq!(parse_stat_cpu_ticks("4242 (short) S 1 2"), None);
+        assert_eq!(parse_stat_cpu_ticks("no name"), None);
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn own_memory_and_cpu_time_are_readable() {
         assert!(resident_bytes(std::process::id()).unwrap() > 0);
+        let ticks_before = process_cpu_ticks(std::process::id()).unwrap();
         let before = cpu_time().expect("getrusage works");
         let mut spin = 0u64;
         for i in 0..5_000_000u64 {
@@ -126,6 +177,8 @@ mod tests {
         std::hint::black_box(spin);
         let used = cpu_time().unwrap().since(before);
         assert!(used.user + used.system > Duration::ZERO);
+        assert!(process_cpu_ticks(std::process::id()).unwrap() >= ticks_before);
+        assert!((10..=10_000).contains(&clock_ticks_per_second()));
         let limit = raise_open_file_limit().unwrap();
         assert!(limit.soft > 0 && limit.soft <= limit.hard, "{limit:?}");
     }

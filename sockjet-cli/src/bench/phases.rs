@@ -2,7 +2,7 @@
 //! measurement window, and the end of the connection tasks, each of which Ctrl-C can cut
 //! short.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::{sync::watch, task::JoinSet};
 
@@ -52,18 +52,43 @@ pub(crate) struct Window {
     end: Instant,
     /// CPU time the process used in the window, if known.
     cpu: Option<CpuTime>,
+    /// What the server (`--server-pid`) used in the window; `None` without one, or if
+    /// Ctrl-C came before the window started.
+    pub(crate) server: Option<ServerUse>,
     /// Whether Ctrl-C ended it.
     pub(crate) interrupted: bool,
 }
 
+/// The measured server's use of the machine in the window, read from `/proc`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ServerUse {
+    /// CPU time (user plus system, all threads) in the window, if it could be read at
+    /// both ends; its resolution is one clock tick (10 ms at the usual 100 Hz).
+    pub(crate) cpu: Option<Duration>,
+    /// Resident memory at the end of the window, if it could be read.
+    pub(crate) rss_bytes: Option<u64>,
+}
+
+/// The CPU time of process `pid` in clock ticks, or `None` if it cannot be read.
+fn server_ticks(pid: Option<u32>) -> Option<u64> {
+    os::process_cpu_ticks(pid?).ok()
+}
+
 impl Window {
     /// Waits through the warmup (until `start`) and the measurement (until `end`), or
-    /// until Ctrl-C, and reads the process's CPU time at both ends.
-    pub(crate) async fn wait(start: Instant, end: Instant, interrupt: &mut Interrupt) -> Self {
+    /// until Ctrl-C, and reads the process's CPU time at both ends, and that of the server
+    /// `server_pid` if given (and its resident memory at the end).
+    pub(crate) async fn wait(
+        start: Instant,
+        end: Instant,
+        server_pid: Option<u32>,
+        interrupt: &mut Interrupt,
+    ) -> Self {
         let interrupted = |at: Instant| Self {
             start,
             end: at.max(start),
             cpu: None,
+            server: None,
             interrupted: true,
         };
         tokio::select! {
@@ -71,6 +96,7 @@ impl Window {
             () = interrupt.wait() => return interrupted(Instant::now()),
         }
         let cpu_at_start = os::cpu_time();
+        let server_at_start = server_ticks(server_pid);
         let interrupted_at = tokio::select! {
             () = tokio::time::sleep_until(end.into()) => None,
             () = interrupt.wait() => Some(Instant::now()),
@@ -78,10 +104,21 @@ impl Window {
         let cpu = cpu_at_start
             .zip(os::cpu_time())
             .map(|(before, after)| after.since(before));
+        let server = server_pid.map(|pid| {
+            let ticks = server_at_start
+                .zip(server_ticks(Some(pid)))
+                .map(|(before, after)| after.saturating_sub(before));
+            let per_second = os::clock_ticks_per_second();
+            ServerUse {
+                cpu: ticks.map(|ticks| Duration::from_secs_f64(ticks as f64 / per_second as f64)),
+                rss_bytes: os::resident_bytes(pid).ok(),
+            }
+        });
         Self {
             start,
             end: interrupted_at.unwrap_or(end),
             cpu,
+            server,
             interrupted: interrupted_at.is_some(),
         }
     }
@@ -106,6 +143,18 @@ impl Window {
             },
             threads,
         })
+    }
+
+    /// The server's CPU time in the window in seconds, if known.
+    pub(crate) fn server_cpu_seconds(&self) -> Option<f64> {
+        Some(self.server?.cpu?.as_secs_f64())
+    }
+
+    /// The server's CPU time per operation (echo, cycle) in microseconds, if known and
+    /// there were any.
+    pub(crate) fn server_cpu_per_op_us(&self, operations: u64) -> Option<f64> {
+        let seconds = self.server_cpu_seconds()?;
+        (operations > 0).then(|| round(seconds * 1e6 / operations as f64, 3))
     }
 }
 

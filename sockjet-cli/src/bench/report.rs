@@ -30,6 +30,14 @@ use super::{Settings, open::OpenCounts, phases::Window, round, stats::SharedStat
 /// - `close_codes`: close codes received from the server, as `{"1000": 100}`; `1005`
 ///   counts close frames without a code.
 /// - `cpu`: the load tool's own CPU use in the measurement window, see [`Cpu`].
+/// - `server_cpu_seconds`: with `--server-pid` (echo and connect-rate modes): the
+///   server's CPU time (user plus system, all threads, from `/proc/PID/stat`) in the
+///   measurement window, in seconds; its resolution is one clock tick (10 ms at 100 Hz).
+/// - `server_cpu_percent`: that time over the window's length, in percent of one core.
+/// - `server_cpu_per_message_us`: echo mode: that time per echo received, in µs.
+/// - `server_cpu_per_cycle_us`: connect-rate mode: that time per cycle completed, in µs.
+/// - `server_rss_bytes`: with `--server-pid`: the server's resident memory at the end of
+///   the measurement window (idle mode: once all connections were open), in bytes.
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
     pub(crate) mode: Mode,
@@ -47,6 +55,11 @@ pub(crate) struct Report {
     pub(crate) errors: Errors,
     pub(crate) close_codes: BTreeMap<String, u64>,
     pub(crate) cpu: Option<Cpu>,
+    pub(crate) server_cpu_seconds: Option<f64>,
+    pub(crate) server_cpu_percent: Option<f64>,
+    pub(crate) server_cpu_per_message_us: Option<f64>,
+    pub(crate) server_cpu_per_cycle_us: Option<f64>,
+    pub(crate) server_rss_bytes: Option<u64>,
 }
 
 /// What a run measures (`mode` in the JSON report).
@@ -69,9 +82,11 @@ pub(crate) enum Mode {
 /// - `rate`: messages per second over all connections (open loop), or `null`.
 /// - `duration_s`, `warmup_s`: the measurement window and the warmup before it.
 /// - `payload`: `"text"` or `"binary"`.
+/// - `payload_variants`: echo mode: how many different payloads are sent in turn (more
+///   than one only with `compression`); `null` in the other modes.
 /// - `compression`: whether permessage-deflate was offered.
 /// - `idle`: connections asked for in idle mode, or `null`.
-/// - `server_pid`: the server process whose memory was read, or `null`.
+/// - `server_pid`: the server process whose CPU time and memory were read, or `null`.
 /// - `threads`: worker threads of the load tool.
 #[derive(Debug, Serialize)]
 pub(crate) struct Parameters {
@@ -82,6 +97,7 @@ pub(crate) struct Parameters {
     pub(crate) duration_s: f64,
     pub(crate) warmup_s: f64,
     pub(crate) payload: &'static str,
+    pub(crate) payload_variants: Option<usize>,
     pub(crate) compression: bool,
     pub(crate) idle: Option<usize>,
     pub(crate) server_pid: Option<u32>,
@@ -370,8 +386,41 @@ impl Report {
             }
             None => line("load tool:", "CPU use unavailable".to_owned()),
         }
+        if let Some(server) = self.render_server() {
+            line("server:", server);
+        }
         text.truncate(text.trim_end().len());
         text
+    }
+
+    /// With `--server-pid`, e.g. `pid 4242: 0.95 s CPU (95.0% of one core), 9.81 µs per
+    /// message; RSS 12.3 MiB`.
+    fn render_server(&self) -> Option<String> {
+        let pid = self.parameters.server_pid?;
+        let mut text = format!("pid {pid}: ");
+        match (self.server_cpu_seconds, self.server_cpu_percent) {
+            (Some(seconds), Some(percent)) => {
+                let _ = write!(text, "{seconds:.2} s CPU ({percent:.1}% of one core)");
+                let per_op = [
+                    (self.server_cpu_per_message_us, "message"),
+                    (self.server_cpu_per_cycle_us, "cycle"),
+                ];
+                for (micros, what) in per_op {
+                    if let Some(micros) = micros {
+                        let _ = write!(text, ", {micros:.2} µs per {what}");
+                    }
+                }
+            }
+            _ if self.mode == Mode::Idle => text.push_str("CPU not measured while idle"),
+            _ => text.push_str("CPU time unreadable at the end of the window (did it exit?)"),
+        }
+        match self.server_rss_bytes {
+            Some(rss) => {
+                let _ = write!(text, "; RSS {}", format_bytes(rss as f64));
+            }
+            None => text.push_str("; RSS unreadable"),
+        }
+        Some(text)
     }
 }
 
@@ -565,6 +614,18 @@ pub(crate) fn common_report(
             .map(|(code, count)| (code.to_string(), *count))
             .collect(),
         cpu: window.cpu_report(settings.threads),
+        server_cpu_seconds: window.server_cpu_seconds().map(|seconds| round(seconds, 3)),
+        server_cpu_percent: window.server_cpu_seconds().map(|seconds| {
+            let length = window.seconds();
+            if length > 0.0 {
+                round(seconds / length * 100.0, 1)
+            } else {
+                0.0
+            }
+        }),
+        server_cpu_per_message_us: None,
+        server_cpu_per_cycle_us: None,
+        server_rss_bytes: window.server.and_then(|server| server.rss_bytes),
     }
 }
 

@@ -108,6 +108,8 @@ pub(crate) struct Session {
     message: Option<Arc<EncodedMessage>>,
     /// Data frames queued and not completely written.
     data_frames: u64,
+    /// The frame of the message's batch the first of them is.
+    data_frame: usize,
     /// Bytes of the first of them already written.
     data_offset: usize,
     /// Control frames to write, only ever between two data frames.
@@ -132,6 +134,7 @@ impl Session {
             mask,
             message,
             data_frames: 0,
+            data_frame: 0,
             data_offset: 0,
             control: Vec::new(),
             control_written: 0,
@@ -216,16 +219,15 @@ impl Session {
                     None => return Ok(()),
                 }
             } else if let (Some(message), true) = (&self.message, self.data_frames > 0) {
-                let frame_len = message.frame_len();
-                let queued = usize::try_from(self.data_frames)
-                    .unwrap_or(usize::MAX)
-                    .saturating_mul(frame_len);
-                let chunk = message.stream_at(self.data_offset, queued - self.data_offset);
+                let queued = usize::try_from(self.data_frames).unwrap_or(usize::MAX);
+                let chunk = message.frames_from(self.data_frame, self.data_offset, queued);
                 match try_io(self.stream.try_write(chunk))? {
                     Some(written) => {
-                        let done = self.data_offset + written;
-                        self.data_frames -= (done / frame_len) as u64;
-                        self.data_offset = done % frame_len;
+                        let (completed, frame, offset) =
+                            message.advance(self.data_frame, self.data_offset, written);
+                        self.data_frames -= completed as u64;
+                        self.data_frame = frame;
+                        self.data_offset = offset;
                         written
                     }
                     None => return Ok(()),
@@ -469,7 +471,7 @@ mod tests {
     async fn data_pongs_and_close_go_out_as_valid_frames() {
         let message = Arc::new(EncodedMessage::new(
             PayloadKind::Text,
-            b"hello",
+            &[b"hello".to_vec()],
             None,
             [1, 2, 3, 4],
             2,

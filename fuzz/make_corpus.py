@@ -9,6 +9,7 @@ Run from fuzz/: python3 make_corpus.py
 
 import os
 import struct
+import zlib
 
 KEY = bytes([0x37, 0xFA, 0x21, 0x3D])
 
@@ -72,8 +73,47 @@ RESPONSE = (
 )
 
 
+def deflate_messages(messages, wbits=15, takeover=True):
+    """Each message compressed as permessage-deflate sends it (RFC 7692 7.2.1)."""
+    out = []
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -wbits)
+    for message in messages:
+        if not takeover:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -wbits)
+        data = compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        assert data.endswith(b"\x00\x00\xff\xff")
+        out.append(data[:-4])
+    return out
+
+
+def deflate_stream():
+    """Compressed frames from a client, the attacks among them."""
+    hello, hello_again = deflate_messages([b"Hello", b"Hello"])
+    bomb = deflate_messages([bytes(4 << 20)])[0]
+    text = deflate_messages(["κόσμε".encode() * 40])[0]
+    final_block = zlib.compressobj(6, zlib.DEFLATED, -15)
+    final_block = final_block.compress(b"done") + final_block.flush(zlib.Z_FINISH)
+    return {
+        "hello": frame(0xC1, hello, KEY),
+        "takeover": frame(0xC1, hello, KEY) + frame(0xC1, hello_again, KEY),
+        "fragmented": frame(0x41, text[:7], KEY) + frame(0x80, text[7:], KEY),
+        "bomb": frame(0xC2, bomb, KEY),
+        "corrupt": frame(0xC2, b"\xff\xff\xff\xff", KEY),
+        "final_block": frame(0xC1, final_block, KEY),
+        "rsv1_ping": frame(0xC9, b"p", KEY),
+        "rsv1_continuation": frame(0x41, hello[:2], KEY) + frame(0xC0, hello[2:], KEY),
+        "uncompressed_mix": frame(0x81, b"plain", KEY) + frame(0xC1, hello, KEY),
+        "invalid_utf8": frame(0xC1, deflate_messages([b"\xc3\x28"])[0], KEY),
+        "window_9": frame(0xC2, deflate_messages([b"abc" * 400], wbits=9)[0], KEY),
+    }
+
+
 def corpus():
     seeds = {}
+    seeds["protocol_deflate"] = {}
+    for i, (name, data) in enumerate(deflate_stream().items()):
+        # Selector bits 2-5 vary the window and context takeover; bit 0-1 the limits.
+        seeds["protocol_deflate"][name] = with_reads(data, selector=i * 4, sizes=(3, 1, 7))
     for target, masked in [("protocol_server", True), ("protocol_client", False)]:
         seeds[target] = {}
         for i, (name, data) in enumerate(stream(masked).items()):

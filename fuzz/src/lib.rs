@@ -1,7 +1,10 @@
 //! Helpers shared by the fuzz targets: decoding the fuzzer's input into a selector byte,
 //! read boundaries and data, and running a [`Protocol`] over it.
 
-use sockjet_proto::{Config, Event, MaskKeys, Protocol, ProtocolError, Side, State};
+use sockjet_proto::{
+    Config, DeflateConfig, DeflateParams, Event, MaskKeys, Message, PerMessageDeflate, Protocol,
+    ProtocolError, Side, State,
+};
 
 /// Fuzzer input, decoded as `[selector, n, size_1 .. size_n, data ..]`: a byte that targets
 /// use to pick options, and up to 15 read sizes that cut `data` into pieces (the rest of
@@ -66,6 +69,18 @@ pub fn config_for(selector: u8) -> Config {
     }
 }
 
+/// The permessage-deflate parameters picked by bits 2-5 of `selector`: the peer's window
+/// (8, 9, 12 or 15 bits) and context takeover on either side.
+pub fn deflate_params_for(selector: u8) -> DeflateParams {
+    let peer_bits = [8, 9, 12, 15][usize::from((selector >> 2) & 3)];
+    DeflateParams {
+        server_no_context_takeover: selector & 0x10 != 0,
+        client_no_context_takeover: selector & 0x20 != 0,
+        server_max_window_bits: peer_bits,
+        client_max_window_bits: peer_bits,
+    }
+}
+
 /// Everything observable after feeding some input.
 #[derive(Debug, PartialEq)]
 pub struct Outcome {
@@ -89,14 +104,31 @@ pub fn drain_events(mut next: impl FnMut() -> Option<Event>, fed: usize, events:
 
 /// Feeds `pieces` to a new `Protocol` on `side`, taking events after each read and
 /// checking that memory stays bounded by the input.
-pub fn run_protocol(side: Side, config: &Config, pieces: &[&[u8]]) -> Outcome {
-    let mut proto = Protocol::new(side, config.clone()).with_mask_keys(FixedKeys);
+pub fn run_protocol(
+    side: Side,
+    config: &Config,
+    deflate: Option<DeflateParams>,
+    pieces: &[&[u8]],
+) -> Outcome {
+    let mut proto = new_protocol(side, config, deflate);
     let mut events = Vec::new();
     let mut fed = 0;
     for piece in pieces {
         proto.receive_data(piece);
         fed += piece.len();
+        let before = events.len();
         drain_events(|| proto.next_event(), fed, &mut events);
+        // No message over the limit, however well it was compressed.
+        if let Some(limit) = config.max_message_size {
+            for event in &events[before..] {
+                if let Event::Message(Message::Text(text)) = event {
+                    assert!(text.len() <= limit, "{} > {limit}", text.len());
+                }
+                if let Event::Message(Message::Binary(data)) = event {
+                    assert!(data.len() <= limit, "{} > {limit}", data.len());
+                }
+            }
+        }
         // Unconsumed input never exceeds what was fed.
         assert!(proto.buffered_len() <= fed);
         // The output queue is bounded by the input: a pong or a close echo is at most
@@ -123,15 +155,37 @@ pub fn run_protocol(side: Side, config: &Config, pieces: &[&[u8]]) -> Outcome {
     }
 }
 
+/// A protocol for the fuzzer: fixed masking keys, and permessage-deflate if asked.
+fn new_protocol(side: Side, config: &Config, deflate: Option<DeflateParams>) -> Protocol {
+    let mut proto = Protocol::new(side, config.clone()).with_mask_keys(FixedKeys);
+    if let Some(params) = deflate {
+        let deflate = PerMessageDeflate::new(side, params, &DeflateConfig::default());
+        proto.enable_permessage_deflate(deflate);
+    }
+    proto
+}
+
 /// The shared body of the `protocol_*` targets: arbitrary bytes, split at the fuzzer's
 /// read boundaries, give the same outcome as one read; then the API keeps working.
 pub fn fuzz_protocol(side: Side, bytes: &[u8]) {
+    fuzz_protocol_with(side, bytes, false);
+}
+
+/// [`fuzz_protocol`] with permessage-deflate negotiated (parameters from the selector):
+/// compressed frames, bombs and corrupt streams must fail cleanly, never panic or
+/// allocate past the message limit.
+pub fn fuzz_protocol_deflate(side: Side, bytes: &[u8]) {
+    fuzz_protocol_with(side, bytes, true);
+}
+
+fn fuzz_protocol_with(side: Side, bytes: &[u8], compressed: bool) {
     let Some(input) = Input::parse(bytes) else {
         return;
     };
     let config = config_for(input.selector);
-    let split = run_protocol(side, &config, &input.pieces);
-    let whole = run_protocol(side, &config, &[input.data]);
+    let deflate = compressed.then(|| deflate_params_for(input.selector));
+    let split = run_protocol(side, &config, deflate, &input.pieces);
+    let whole = run_protocol(side, &config, deflate, &[input.data]);
     assert_eq!(split, whole, "outcome depends on read boundaries");
     if let Some(error) = &whole.close_error {
         assert_ne!(whole.state, State::Open, "{error}");
@@ -139,7 +193,7 @@ pub fn fuzz_protocol(side: Side, bytes: &[u8]) {
 
     // The end of the stream right behind the data, before any event is taken: complete
     // frames are still delivered, then the connection is closed.
-    let mut proto = Protocol::new(side, config.clone()).with_mask_keys(FixedKeys);
+    let mut proto = new_protocol(side, &config, deflate);
     proto.receive_data(input.data);
     proto.receive_eof();
     let mut events = Vec::new();
@@ -156,7 +210,7 @@ pub fn fuzz_protocol(side: Side, bytes: &[u8]) {
     }
 
     // Drive the rest of the API over the same input: sends, then EOF.
-    let mut proto = Protocol::new(side, config).with_mask_keys(FixedKeys);
+    let mut proto = new_protocol(side, &config, deflate);
     proto.receive_data(input.data);
     let mut events = Vec::new();
     drain_events(|| proto.next_event(), input.data.len(), &mut events);

@@ -152,13 +152,21 @@ fn main() -> ExitCode {
         Err(error) => return fail(&Failure::new(format!("cannot start: {error}"))),
     };
     let quiet = cli.quiet > 0;
-    let result = runtime.block_on(async move {
+    // The command runs as a task on the runtime's workers, not on this thread: `block_on`
+    // would run it here, and a server's accept loop would then hand every connection to
+    // a worker thread, with a wakeup (futex) per connection and, on one core, a context
+    // switch between the two threads.
+    let command = runtime.spawn(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Connect(args) => connect::run(args).await,
             Command::Bench(args) => bench::run(args, quiet).await,
         }
     });
+    let result = match runtime.block_on(command) {
+        Ok(result) => result,
+        Err(error) => Err(Failure::new(format!("internal error: {error}"))),
+    };
     // Don't wait for connection tasks that are still winding down: the command is over.
     runtime.shutdown_background();
     match result {

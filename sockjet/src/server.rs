@@ -206,6 +206,29 @@ impl Server {
         H: Fn(Connection) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
+        // The accept loop runs as a task of its own, on the runtime's workers: awaited in
+        // place, it would often run on the thread of `block_on` (`#[tokio::main]`), and
+        // every connection it spawns would wake a worker thread (a futex call, and on one
+        // core a context switch). Dropping this future stops the loop.
+        struct AbortOnDrop(tokio::task::JoinHandle<io::Result<()>>);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let mut accept_loop = AbortOnDrop(tokio::spawn(self.accept_loop(handler)));
+        match (&mut accept_loop.0).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(io::Error::other(error)),
+        }
+    }
+
+    async fn accept_loop<H, F>(self, handler: H) -> io::Result<()>
+    where
+        H: Fn(Connection) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
         let handler = Arc::new(handler);
         loop {
             let (stream, peer) = match self.listener.accept().await {

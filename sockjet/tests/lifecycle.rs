@@ -155,3 +155,28 @@ async fn reading_pauses_when_the_application_does_not_consume() {
             .is_err()
     );
 }
+
+/// `serve` runs its accept loop as a task of its own; dropping the `serve` future must still
+/// stop it and close the listening socket.
+#[tokio::test]
+async fn dropping_the_serve_future_stops_the_server() {
+    let server = sockjet::Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr();
+    let serving = tokio::spawn(server.serve(|ws| async move { drop(ws) }));
+    let ws = within(sockjet::connect(&format!("ws://{addr}"))).await;
+    assert!(ws.is_ok(), "{:?}", ws.err());
+    serving.abort();
+    let _ = serving.await;
+    let mut refused = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        refused,
+        "the listener is still open after serve was dropped"
+    );
+}

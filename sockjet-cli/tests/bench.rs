@@ -385,9 +385,121 @@ fn idle_connections_report_the_servers_memory() {
     // Growth can be anything (even negative); it must be a number.
     number(&json, "/idle/server_rss_per_connection_bytes");
     assert_eq!(json["parameters"]["idle"], 50);
+    // Without --warm or --compression, no message goes either way.
+    assert_eq!(json["parameters"]["warm"], false, "{json:#}");
+    assert_eq!(json["idle"]["warmed"], false, "{json:#}");
+    assert_eq!(number(&json, "/idle/messages_sent"), 0.0, "{json:#}");
+    assert_eq!(number(&json, "/idle/echoes_received"), 0.0, "{json:#}");
+    assert_eq!(json["idle"]["warm_s"], Value::Null, "{json:#}");
     assert_no_errors(&json);
     assert_eq!(json["close_codes"]["1000"], 50, "{json:#}");
     assert!(finished.stdout.contains("per connection"), "{finished:#?}");
+    assert!(
+        finished
+            .stdout
+            .contains("warmed:      no: no message exchanged"),
+        "{finished:#?}"
+    );
+}
+
+/// Asserts that an idle run exchanged one message on each of its `count` connections.
+fn assert_warmed(json: &Value, finished: &Finished, count: f64, size: &str) {
+    assert_eq!(json["mode"], "idle");
+    assert_eq!(number(json, "/connections/opened"), count, "{json:#}");
+    assert_eq!(number(json, "/idle/held"), count, "{json:#}");
+    assert_eq!(json["parameters"]["warm"], true, "{json:#}");
+    assert_eq!(json["idle"]["warmed"], true, "{json:#}");
+    assert_eq!(number(json, "/idle/messages_sent"), count, "{json:#}");
+    assert_eq!(number(json, "/idle/echoes_received"), count, "{json:#}");
+    assert!(number(json, "/idle/warm_s") >= 0.0, "{json:#}");
+    assert_no_errors(json);
+    assert_eq!(json["close_codes"]["1000"], count, "{json:#}");
+    let line = format!(
+        "warmed:      yes: {count} of {count} connections echoed one {size}-byte text message"
+    );
+    assert!(finished.stdout.contains(&line), "{line} in {finished:#?}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn idle_connections_with_compression_exchange_a_message_first() {
+    let server = EchoServer::start(&[]);
+    let pid = server.child.id().to_string();
+    let (json, finished) = successful_bench(
+        &server.url,
+        &[
+            "--idle",
+            "50",
+            "--compression",
+            "--size",
+            "4096",
+            "--server-pid",
+            &pid,
+            "--duration",
+            "1",
+        ],
+    );
+    assert_warmed(&json, &finished, 50.0, "4,096");
+    assert_eq!(json["parameters"]["size"], 4096, "{json:#}");
+    let compression = &json["compression"];
+    assert_eq!(compression["negotiated"], true, "{json:#}");
+    assert_eq!(compression["negotiated_connections"], 50, "{json:#}");
+    // 4 KiB of text is over the server's threshold: every echo came compressed, so
+    // the server compressed and decompressed on every connection.
+    assert_eq!(
+        number(&json, "/compression/compressed_messages_received"),
+        50.0,
+        "{json:#}"
+    );
+    // The server holds a compressor and a decompressor per connection now: its memory
+    // grew.
+    assert!(
+        number(&json, "/idle/server_rss_per_connection_bytes") > 0.0,
+        "{json:#}"
+    );
+}
+
+#[test]
+fn idle_connections_warm_without_compression() {
+    let server = EchoServer::start(&[]);
+    let (json, finished) = successful_bench(
+        &server.url,
+        &["--idle", "20", "--warm", "--size", "300", "--duration", "1"],
+    );
+    assert_warmed(&json, &finished, 20.0, "300");
+    assert_eq!(json["compression"]["requested"], false, "{json:#}");
+    assert_eq!(
+        number(&json, "/compression/compressed_messages_received"),
+        0.0,
+        "{json:#}"
+    );
+    // Without --server-pid the server's memory is not read.
+    assert_eq!(json["idle"]["server_rss_per_connection_bytes"], Value::Null);
+}
+
+#[test]
+fn idle_messages_not_echoed_time_out_as_errors() {
+    // Reads everything, answers nothing.
+    let (_runtime, url) =
+        scripted_server(|mut ws| async move { while let Ok(Some(_)) = ws.recv().await {} });
+    let (json, finished) = successful_bench(&url, &["--idle", "3", "--warm", "--duration", "0.1"]);
+    assert_eq!(json["idle"]["warmed"], true, "{json:#}");
+    assert_eq!(number(&json, "/idle/messages_sent"), 3.0, "{json:#}");
+    assert_eq!(number(&json, "/idle/echoes_received"), 0.0, "{json:#}");
+    // Each message had 10 s for its echo, and the connections stayed open.
+    assert!(number(&json, "/idle/warm_s") >= 10.0, "{json:#}");
+    assert_eq!(
+        number(&json, "/errors/by_kind/echo_timeout"),
+        3.0,
+        "{json:#}"
+    );
+    assert_eq!(number(&json, "/idle/held"), 3.0, "{json:#}");
+    assert!(
+        finished
+            .stdout
+            .contains("warmed:      yes: 0 of 3 connections echoed"),
+        "{finished:#?}"
+    );
 }
 
 #[test]
@@ -442,11 +554,21 @@ fn bad_arguments_are_refused() {
         &["--conns", "0"],
         &["--rate", "100", "--depth", "2"],
         &["--idle", "5", "--connect-rate"],
+        &["--idle", "5", "--depth", "2"],
+        &["--warm"],
         &["--server-pid", "-1"],
     ] {
         let finished = bench(server_url, args);
         assert_eq!(finished.status.code(), Some(2), "{args:?}: {finished:#?}");
     }
+    // Idle connections that send nothing have no message size: refused before any
+    // connection is made.
+    let finished = bench(server_url, &["--idle", "5", "--size", "100"]);
+    assert_eq!(finished.status.code(), Some(1), "{finished:#?}");
+    assert!(
+        finished.stderr.contains("need --warm or --compression"),
+        "{finished:#?}"
+    );
 }
 
 #[test]

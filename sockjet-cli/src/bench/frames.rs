@@ -1,6 +1,8 @@
 //! Payloads, and the client frames `bench` writes: data frames encoded once per connection
 //! and written again and again, and the few control frames it answers with.
 
+use std::sync::{Arc, Mutex};
+
 use sockjet_proto::{
     BytesMut, DeflateConfig, DeflateParams, PerMessageDeflate, Side,
     frame::{FrameHeader, OpCode, mask::apply_mask},
@@ -250,6 +252,34 @@ impl EncodedMessage {
         } else {
             (completed, next, position - self.frame_start(next))
         }
+    }
+}
+
+/// A run's message encoded once for each compression setting the server answered (most
+/// often a single one): connections alike share it, so that a big message is held once,
+/// not once per connection.
+#[derive(Debug, Default)]
+pub(crate) struct EncodedCache(Mutex<Vec<(Option<DeflateParams>, Arc<EncodedMessage>)>>);
+
+impl EncodedCache {
+    /// The message as a connection with `compression` sends it: encoded by `encode` for
+    /// the first such connection, shared with the others.
+    pub(crate) fn get(
+        &self,
+        compression: Option<&Compression>,
+        encode: impl FnOnce() -> EncodedMessage,
+    ) -> Arc<EncodedMessage> {
+        let params = compression.map(|compression| compression.params);
+        let mut encoded = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, message)) = encoded.iter().find(|(known, _)| *known == params) {
+            return Arc::clone(message);
+        }
+        let message = Arc::new(encode());
+        encoded.push((params, Arc::clone(&message)));
+        message
     }
 }
 

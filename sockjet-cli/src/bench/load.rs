@@ -11,17 +11,17 @@
 use std::{
     collections::VecDeque,
     iter,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use sockjet_proto::{DeflateParams, MaskKeys as _, OsRandomMaskKeys};
+use sockjet_proto::{MaskKeys as _, OsRandomMaskKeys};
 use tokio::{sync::mpsc, task::JoinSet};
 
 use super::{
     CLOSE_TIMEOUT, GRACE, HANDSHAKE_TIMEOUT, Settings,
     dial::Opened,
-    frames::{self, Compression, EncodedMessage, PayloadKind},
+    frames::{self, Compression, EncodedCache, EncodedMessage, PayloadKind},
     open::{OpenPlan, spawn_openers},
     phases::{Interrupt, Window, all_opened, join_until},
     progress::{Progress, live_status, opening_status},
@@ -85,11 +85,11 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
     let end = measure_start + args.duration;
     let plan = Arc::new(LoadPlan {
         kind: settings.kind,
-        size: args.size,
-        payloads: (0..frames::variants_for(args.size, args.compression))
-            .map(|index| frames::payload_variant(settings.kind, args.size, index))
+        size: args.size(),
+        payloads: (0..frames::variants_for(args.size(), args.compression))
+            .map(|index| frames::payload_variant(settings.kind, args.size(), index))
             .collect(),
-        encoded: Mutex::new(Vec::new()),
+        encoded: EncodedCache::default(),
         schedule,
         connections: connections.len(),
         measure_start,
@@ -125,7 +125,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
         sent: totals.sent,
         received,
         per_s: super::round(per_second(received as f64), 1),
-        payload_mb_per_s: super::round(per_second((received * args.size as u64) as f64) / 1e6, 6),
+        payload_mb_per_s: super::round(per_second((received * args.size() as u64) as f64) / 1e6, 6),
     });
     report.latency_us = Percentiles::of(&totals.latency);
     report.server_cpu_per_message_us = window.server_cpu_per_op_us(received);
@@ -164,10 +164,8 @@ pub(crate) struct LoadPlan {
     /// The payloads sent in turn: one, or with permessage-deflate several variants (see
     /// [`frames::variants_for`]).
     pub(crate) payloads: Vec<Vec<u8>>,
-    /// The message encoded once for each compression setting the server answered (most
-    /// often a single one): connections alike share it, so that a big message is held
-    /// once, not once per connection.
-    pub(crate) encoded: Mutex<Vec<(Option<DeflateParams>, Arc<EncodedMessage>)>>,
+    /// The message, encoded once per compression setting.
+    pub(crate) encoded: EncodedCache,
     /// When messages leave.
     pub(crate) schedule: Schedule,
     /// Number of connections, to spread the open-loop schedules evenly.
@@ -189,28 +187,14 @@ impl LoadPlan {
     /// The message as a connection with `compression` sends it, encoded by the first
     /// such connection.
     fn encoded_for(&self, compression: Option<&Compression>) -> Arc<EncodedMessage> {
-        let params = compression.map(|compression| compression.params);
-        let mut encoded = self
-            .encoded
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((_, message)) = encoded.iter().find(|(known, _)| *known == params) {
-            return Arc::clone(message);
-        }
-        let copies = match self.schedule {
-            Schedule::ClosedLoop { depth } => depth,
-            Schedule::OpenLoop { .. } => 1,
-        };
-        let mask = OsRandomMaskKeys::default().next_key();
-        let message = Arc::new(EncodedMessage::new(
-            self.kind,
-            &self.payloads,
-            compression,
-            mask,
-            copies,
-        ));
-        encoded.push((params, Arc::clone(&message)));
-        message
+        self.encoded.get(compression, || {
+            let copies = match self.schedule {
+                Schedule::ClosedLoop { depth } => depth,
+                Schedule::OpenLoop { .. } => 1,
+            };
+            let mask = OsRandomMaskKeys::default().next_key();
+            EncodedMessage::new(self.kind, &self.payloads, compression, mask, copies)
+        })
     }
 }
 
@@ -311,7 +295,13 @@ pub(crate) async fn drive(
                 let measuring = plan.measures(now);
                 let mut echoed = 0u64;
                 let outcome = session.read_available(&mut |echo| {
-                    check_echo(&echo, &plan, compression.as_ref(), measuring, &mut recorder);
+                    check_echo(
+                        &echo,
+                        plan.size,
+                        compression.as_ref(),
+                        measuring,
+                        &mut recorder,
+                    );
                     match in_flight.pop_front() {
                         Some(sent) => recorder.latency(now - sent, measuring, now),
                         None => recorder.shared().error(ErrorKind::UnexpectedMessage, || {
@@ -343,18 +333,19 @@ pub(crate) async fn drive(
     session.end(failed, plan.close_timeout, &mut recorder).await;
 }
 
-/// Checks that an echo has the length of what was sent: on the wire when uncompressed,
-/// inflated for the one compressed message captured.
-fn check_echo(
+/// Checks that an echo has the length of what was sent, `size` bytes: on the wire when
+/// uncompressed, inflated for the one compressed message captured (the others pass).
+/// Counts a compressed echo if `count_compressed`, and a wrong length as an error.
+/// Returns whether the length was right.
+pub(crate) fn check_echo(
     echo: &Echo<'_>,
-    plan: &LoadPlan,
+    size: usize,
     compression: Option<&Compression>,
-    measuring: bool,
+    count_compressed: bool,
     recorder: &mut Recorder,
-) {
-    let size = plan.size;
+) -> bool {
     let length = if echo.compressed {
-        if measuring {
+        if count_compressed {
             recorder.compressed_received();
         }
         match (echo.captured, compression) {
@@ -362,18 +353,20 @@ fn check_echo(
             (Some(captured), Some(compression)) => compression
                 .inflated_len(captured, size + 1)
                 .map(|len| len as u64),
-            _ => return,
+            _ => return true,
         }
     } else {
         Some(echo.wire_len)
     };
-    if length != Some(size as u64) {
-        let got = length.map_or_else(
-            || "invalid compressed data".to_owned(),
-            |len| format!("{len} bytes"),
-        );
-        recorder.shared().error(ErrorKind::LengthMismatch, || {
-            format!("an echo of a {size}-byte message had {got}")
-        });
+    if length == Some(size as u64) {
+        return true;
     }
+    let got = length.map_or_else(
+        || "invalid compressed data".to_owned(),
+        |len| format!("{len} bytes"),
+    );
+    recorder.shared().error(ErrorKind::LengthMismatch, || {
+        format!("an echo of a {size}-byte message had {got}")
+    });
+    false
 }

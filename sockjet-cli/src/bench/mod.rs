@@ -2,9 +2,10 @@
 //!
 //! Three modes: an echo load (the default; messages per second and latency), connect
 //! rate (`--connect-rate`; connections opened and closed per second) and idle
-//! connections (`--idle N`; what each costs the server). With `--server-pid` it also
-//! reads the server's CPU time and memory from `/proc`, so that servers can be compared
-//! by what each message, cycle or connection costs them.
+//! connections (`--idle N`; what each costs the server, idle from the handshake on or,
+//! with `--warm` or `--compression`, after one message each way). With `--server-pid` it
+//! also reads the server's CPU time and memory from `/proc`, so that servers can be
+//! compared by what each message, cycle or connection costs them.
 //!
 //! The tool must not be what limits the measurement: it runs on a multi-threaded
 //! runtime, writes frames encoded once (not once per message), batches writes, reads with
@@ -68,9 +69,10 @@ pub(crate) struct BenchArgs {
     /// Connections to open (with --connect-rate: workers, each cycling one connection).
     #[arg(long, value_name = "N", default_value = "100", value_parser = parse_count)]
     conns: usize,
-    /// Message size in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 16, value_parser = parse_size)]
-    size: usize,
+    /// Message size in bytes [default: 16]. With --idle, the size of the one message
+    /// each connection exchanges (with --warm or --compression only).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    size: Option<usize>,
     /// Messages in flight per connection (closed loop): K sent at first, then one more
     /// for each echo received.
     #[arg(long, value_name = "K", default_value = "1", value_parser = parse_depth)]
@@ -90,7 +92,8 @@ pub(crate) struct BenchArgs {
     /// Offer permessage-deflate (with client_no_context_takeover); the summary says
     /// whether the server accepted it. Messages then cycle through different payloads
     /// of the same size, enough that none repeats within 32 KiB (up to 64), so that a
-    /// server's compressor cannot just point back at the previous message.
+    /// server's compressor cannot just point back at the previous message. With --idle,
+    /// each connection exchanges one message first (see --idle).
     #[arg(long)]
     compression: bool,
     /// Send R messages per second in all, on a schedule whatever the server does (open
@@ -112,14 +115,23 @@ pub(crate) struct BenchArgs {
     )]
     connect_rate: bool,
     /// Open N idle connections, hold them for --duration answering pings, and report how
-    /// many opened.
+    /// many opened. With --compression (or --warm), once all are open each connection
+    /// first sends one message of --size bytes and waits for its echo (at most 10 s), so
+    /// that the server holds what a connection that has been used holds (with
+    /// permessage-deflate, a compressor and a decompressor); the hold starts when every
+    /// echo is back. Servers send short messages uncompressed (sockjet under 128 bytes,
+    /// Node's ws under 1 KiB): with --compression, give a --size above their threshold.
     #[arg(
         long,
         value_name = "N",
         value_parser = parse_count,
-        conflicts_with_all = ["conns", "depth", "rate", "size", "text", "binary"]
+        conflicts_with_all = ["conns", "depth", "rate"]
     )]
     idle: Option<usize>,
+    /// With --idle: before the hold, each connection sends one message of --size bytes
+    /// and waits for its echo, as with --compression, but uncompressed.
+    #[arg(long, requires = "idle")]
+    warm: bool,
     /// The server's process id (Linux only): report its CPU time in the measurement window
     /// (in all, in percent of one core, and per message or per cycle, from /proc/PID/stat)
     /// and its resident memory at the end; with --idle, its memory growth per connection.
@@ -146,7 +158,36 @@ impl BenchArgs {
     fn connections(&self) -> usize {
         self.idle.unwrap_or(self.conns)
     }
+
+    /// Message size in bytes.
+    fn size(&self) -> usize {
+        self.size.unwrap_or(DEFAULT_SIZE)
+    }
+
+    /// Whether idle connections exchange one message before the hold.
+    fn warms(&self) -> bool {
+        self.idle.is_some() && (self.warm || self.compression)
+    }
+
+    /// Refuses a zero --duration, and options that would be ignored: a message size or
+    /// kind for idle connections that send no message.
+    fn check(&self) -> Result<(), Failure> {
+        if self.duration.is_zero() {
+            return Err(Failure::new("--duration must be more than 0"));
+        }
+        if self.idle.is_some() && !self.warms() && (self.size.is_some() || self.text || self.binary)
+        {
+            return Err(Failure::new(
+                "--size, --text and --binary need --warm or --compression with --idle \
+                 (idle connections send no message otherwise)",
+            ));
+        }
+        Ok(())
+    }
 }
+
+/// Message size without --size.
+const DEFAULT_SIZE: usize = 16;
 
 /// The options of a run, checked, with the target resolved.
 #[derive(Debug)]
@@ -171,16 +212,17 @@ impl Settings {
         let args = &self.args;
         Parameters {
             conns: args.connections(),
-            size: args.size,
+            size: args.size(),
             depth: args.rate.is_none().then_some(args.depth),
             rate: args.rate,
             duration_s: args.duration.as_secs_f64(),
             warmup_s: args.warmup.as_secs_f64(),
             payload: self.kind.name(),
             payload_variants: (self.mode == Mode::Echo)
-                .then(|| frames::variants_for(args.size, args.compression)),
+                .then(|| frames::variants_for(args.size(), args.compression)),
             compression: args.compression,
             idle: args.idle,
+            warm: args.warms(),
             server_pid: args.server_pid,
             threads: self.threads,
         }
@@ -194,9 +236,7 @@ impl Settings {
 
 /// Runs `sockjet bench`: prints the summary on stdout, and writes it as JSON if asked.
 pub(crate) async fn run(args: BenchArgs, quiet: bool) -> Result<ExitCode, Failure> {
-    if args.duration.is_zero() {
-        return Err(Failure::new("--duration must be more than 0"));
-    }
+    args.check()?;
     let target = Arc::new(Target::resolve(&args.url).await?);
     if let Some(pid) = args.server_pid {
         // Fail now, not after the run, if the server cannot be measured.

@@ -37,7 +37,8 @@ use super::{Settings, open::OpenCounts, phases::Window, round, stats::SharedStat
 /// - `server_cpu_per_message_us`: echo mode: that time per echo received, in µs.
 /// - `server_cpu_per_cycle_us`: connect-rate mode: that time per cycle completed, in µs.
 /// - `server_rss_bytes`: with `--server-pid`: the server's resident memory at the end of
-///   the measurement window (idle mode: once all connections were open), in bytes.
+///   the measurement window (idle mode: once all connections were open and, when warmed,
+///   their echoes back), in bytes.
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
     pub(crate) mode: Mode,
@@ -86,6 +87,8 @@ pub(crate) enum Mode {
 ///   than one only with `compression`); `null` in the other modes.
 /// - `compression`: whether permessage-deflate was offered.
 /// - `idle`: connections asked for in idle mode, or `null`.
+/// - `warm`: idle mode: whether each connection exchanges one message of `size` bytes
+///   before the hold (`--warm`, or `--compression`); `false` in the other modes.
 /// - `server_pid`: the server process whose CPU time and memory were read, or `null`.
 /// - `threads`: worker threads of the load tool.
 #[derive(Debug, Serialize)]
@@ -100,6 +103,7 @@ pub(crate) struct Parameters {
     pub(crate) payload_variants: Option<usize>,
     pub(crate) compression: bool,
     pub(crate) idle: Option<usize>,
+    pub(crate) warm: bool,
     pub(crate) server_pid: Option<u32>,
     pub(crate) threads: usize,
 }
@@ -129,7 +133,8 @@ pub(crate) struct Connections {
 /// - `negotiated_connections`: on how many connections it accepted it.
 /// - `server_answer`: the server's `Sec-WebSocket-Extensions`, or `null`.
 /// - `compressed_messages_received`: echoes received compressed (RSV1) in the
-///   measurement window; a server may send short messages uncompressed.
+///   measurement window (idle mode: of the one message per connection); a server may
+///   send short messages uncompressed.
 #[derive(Debug, Serialize)]
 pub(crate) struct CompressionReport {
     pub(crate) requested: bool,
@@ -167,13 +172,26 @@ pub(crate) struct Cycles {
 /// Idle mode's results (`idle` in the JSON report).
 ///
 /// - `held`: connections still open when the hold ended.
+/// - `warmed`: whether each connection sent one message and waited for its echo before
+///   the hold (`--warm`, or `--compression`); see `echoes_received` for how many came.
+/// - `messages_sent`: messages sent then (one per connection that got to send it).
+/// - `echoes_received`: echoes of them received in time (10 s after each was sent), of
+///   the right length; an echo that did not come is an `echo_timeout` error. Compressed
+///   ones are counted in `compression.compressed_messages_received` too.
+/// - `warm_s`: how long the exchange took, from when the connections were all open (and
+///   could send) to the last echo (or timeout, or failure), in seconds; `null` when not
+///   warmed.
 /// - `server_rss_before_bytes`, `server_rss_after_bytes`: the server's resident memory
-///   before opening and once all were open (after 1 s to settle), or `null` without
-///   `--server-pid`.
+///   before opening and once all were open (and, when warmed, all echoes were back),
+///   after 1 s to settle, or `null` without `--server-pid`.
 /// - `server_rss_per_connection_bytes`: the growth divided by the connections opened.
 #[derive(Debug, Serialize)]
 pub(crate) struct Idle {
     pub(crate) held: u64,
+    pub(crate) warmed: bool,
+    pub(crate) messages_sent: u64,
+    pub(crate) echoes_received: u64,
+    pub(crate) warm_s: Option<f64>,
     pub(crate) server_rss_before_bytes: Option<u64>,
     pub(crate) server_rss_after_bytes: Option<u64>,
     pub(crate) server_rss_per_connection_bytes: Option<f64>,
@@ -215,7 +233,8 @@ impl Percentiles {
 /// - `total`: all errors.
 /// - `by_kind`: counts by kind: `length_mismatch` (an echo of the wrong length),
 ///   `unexpected_message` (a message with none in flight), `protocol` (the server broke
-///   RFC 6455), `io` (reset, broken pipe), `eof` (TCP closed without a close frame),
+///   RFC 6455), `echo_timeout` (idle mode: no echo of the one message within 10 s), `io`
+///   (reset, broken pipe), `eof` (TCP closed without a close frame),
 ///   `closed_by_server` (a close frame during the run), `close_timeout` (no answer to
 ///   our close), `connect` (connect-rate: a cycle failed to open).
 /// - `first`: the first error's description, or `null`.
@@ -331,6 +350,7 @@ impl Report {
         }
         if let Some(idle) = &self.idle {
             line("held open:", group(idle.held));
+            line("warmed:", idle.render_warm(p, self.connections.opened));
             if let (Some(before), Some(after)) =
                 (idle.server_rss_before_bytes, idle.server_rss_after_bytes)
             {
@@ -421,6 +441,27 @@ impl Report {
             None => text.push_str("; RSS unreadable"),
         }
         Some(text)
+    }
+}
+
+impl Idle {
+    /// E.g. `no: no message exchanged`, or `yes: 1,000 of 1,000 connections echoed one
+    /// 4,096-byte text message (1,000 sent) in 85 ms`.
+    fn render_warm(&self, p: &Parameters, opened: u64) -> String {
+        if !self.warmed {
+            return "no: no message exchanged (--warm or --compression to send one)".to_owned();
+        }
+        let took = self.warm_s.map_or_else(String::new, |seconds| {
+            format!(" in {}", format_seconds(seconds))
+        });
+        format!(
+            "yes: {} of {} connections echoed one {}-byte {} message ({} sent){took}",
+            group(self.echoes_received),
+            group(opened),
+            group(p.size as u64),
+            p.payload,
+            group(self.messages_sent)
+        )
     }
 }
 

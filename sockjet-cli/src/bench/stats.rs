@@ -58,6 +58,8 @@ pub(crate) enum ErrorKind {
     LengthMismatch,
     /// A message with nothing in flight to echo.
     UnexpectedMessage,
+    /// No echo in time (idle mode's one message per connection).
+    EchoTimeout,
     /// The server broke the protocol.
     Protocol,
     /// A read or write failed (connection reset, broken pipe).
@@ -78,6 +80,7 @@ impl ErrorKind {
         match self {
             Self::LengthMismatch => "length_mismatch",
             Self::UnexpectedMessage => "unexpected_message",
+            Self::EchoTimeout => "echo_timeout",
             Self::Protocol => "protocol",
             Self::Io => "io",
             Self::Eof => "eof",

@@ -28,7 +28,7 @@ use bytes::{Buf, Bytes};
 use futures_core::Stream;
 use futures_sink::Sink;
 use sockjet_proto::{
-    CloseCode, ConnectionClosed, Event, Message, Outgoing, Protocol, Request, Response, State,
+    CloseCode, ConnectionClosed, Event, Message, Outgoing, Protocol, Request, Response, Side, State,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -446,7 +446,18 @@ impl Inner {
         }
         self.wake_drain_waiters();
         if self.proto.eof_to_send() {
-            self.shutdown = ShutdownState::Pending;
+            let closed = self.proto.connection_closed();
+            if self.proto.side() == Side::Server && closed.rcvd.is_some() && closed.sent.is_some() {
+                // RFC 6455 §7.1.1: the server closes the TCP connection first. After both
+                // close frames nothing the client sends can matter, so close the socket now
+                // (a FIN, as a half-close would send) rather than half-close and wait for
+                // the client's FIN: a system call and a wakeup less per connection.
+                self.read_done = true;
+                self.proto.receive_eof();
+                self.wake_driver();
+            } else {
+                self.shutdown = ShutdownState::Pending;
+            }
         }
         if self.shutdown == ShutdownState::Pending {
             let Some(stream) = self.stream.as_mut() else {

@@ -180,3 +180,36 @@ async fn dropping_the_serve_future_stops_the_server() {
         "the listener is still open after serve was dropped"
     );
 }
+
+/// RFC 6455 §7.1.1: the server closes the TCP connection first. Once both close frames
+/// have crossed, it closes at once: it does not wait (up to the close timeout) for a
+/// client that keeps its side of the socket open.
+#[tokio::test]
+async fn server_closes_tcp_right_after_the_closing_handshake() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let addr = server(ConnectionConfig::default(), move |mut ws| {
+        let tx = tx.clone();
+        async move {
+            let started = tokio::time::Instant::now();
+            assert!(matches!(ws.recv().await, Ok(None)));
+            let closed = ws.closed().await;
+            tx.send((started.elapsed(), closed)).unwrap();
+        }
+    })
+    .await;
+    let mut stream = raw_client(addr).await;
+    let mut close = vec![0x03, 0xE8];
+    close.extend_from_slice(b"bye");
+    stream.write_all(&masked_frame(0x88, &close)).await.unwrap();
+    // The echo of the close frame, then the server's FIN, while this client keeps its own
+    // side open (no shutdown, no drop).
+    let bytes = read_to_end(&mut stream).await;
+    assert_eq!(close_code_in(&bytes), Some(1000));
+    let (elapsed, closed) = within(rx.recv()).await.unwrap();
+    assert!(closed.is_ok(), "{closed}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "{elapsed:?}: waited for the client"
+    );
+    drop(stream);
+}

@@ -103,8 +103,13 @@ async fn echo(
     mut stop: watch::Receiver<bool>,
     _running: Option<mpsc::Sender<()>>,
 ) {
+    // One wait for the stop signal for the whole connection, not a new one per message;
+    // `biased` polls `recv` first without drawing a random number per message.
+    let stopping = stopping(&mut stop);
+    tokio::pin!(stopping);
     loop {
         tokio::select! {
+            biased;
             received = ws.recv() => match received {
                 Ok(Some(message)) => {
                     if ws.send(message).await.is_err() {
@@ -113,7 +118,7 @@ async fn echo(
                 }
                 Ok(None) | Err(_) => break,
             },
-            () = stopping(&mut stop) => {
+            () = &mut stopping => {
                 // 1001 tells the client that the server is going away, not that it failed,
                 // as Python websockets' server does on shutdown.
                 let _ = ws.close(CloseCode::GOING_AWAY, "server shutting down").await;

@@ -557,6 +557,10 @@ fn bad_arguments_are_refused() {
         &["--idle", "5", "--depth", "2"],
         &["--warm"],
         &["--server-pid", "-1"],
+        // --floor is for the echo load against a plain TCP echo.
+        &["--floor", "--connect-rate"],
+        &["--floor", "--idle", "5"],
+        &["--floor", "--compression"],
     ] {
         let finished = bench(server_url, args);
         assert_eq!(finished.status.code(), Some(2), "{args:?}: {finished:#?}");
@@ -655,4 +659,102 @@ fn a_server_closing_during_the_run_is_counted() {
         finished.stdout.contains("closed_by_server 4"),
         "{finished:#?}"
     );
+}
+
+/// Runs a plain TCP echo in the test process, the kernel's floor: a real opening handshake,
+/// then every byte read is written back unchanged (the client's own masked frames). Returns
+/// its runtime (keep it alive for the test) and URL.
+fn raw_tcp_echo() -> (tokio::runtime::Runtime, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    async fn echo(mut stream: tokio::net::TcpStream) -> std::io::Result<()> {
+        let mut buffer = vec![0; 64 * 1024];
+        let mut filled = 0;
+        let head_len = loop {
+            let read = stream.read(&mut buffer[filled..]).await?;
+            if read == 0 {
+                return Ok(());
+            }
+            filled += read;
+            if let Some(at) = buffer[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+        };
+        let head = std::str::from_utf8(&buffer[..head_len]).expect("an ASCII request head");
+        let key = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim())
+            })
+            .expect("a Sec-WebSocket-Key");
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            sockjet_proto::handshake::accept_key(key.as_bytes())
+        );
+        stream.write_all(response.as_bytes()).await?;
+        stream.write_all(&buffer[head_len..filled]).await?;
+        loop {
+            let read = stream.read(&mut buffer).await?;
+            if read == 0 {
+                return Ok(());
+            }
+            stream.write_all(&buffer[..read]).await?;
+        }
+    }
+
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind the TCP echo");
+    let url = format!("ws://{}", listener.local_addr().expect("its address"));
+    runtime.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(echo(stream));
+        }
+    });
+    (runtime, url)
+}
+
+#[test]
+fn floor_runs_against_a_plain_tcp_echo() {
+    let (_runtime, url) = raw_tcp_echo();
+    for size in ["16", "70000"] {
+        let mut args = SHORT_RUN.to_vec();
+        args.extend(["--floor", "--depth", "4", "--size", size, "--binary"]);
+        let started = Instant::now();
+        let (json, finished) = successful_bench(&url, &args);
+        let took = started.elapsed();
+        assert!(number(&json, "/messages/received") > 0.0, "{json:#}");
+        assert_no_errors(&json);
+        assert_latency_ordered(&json);
+        assert_eq!(json["parameters"]["floor"], true, "{json:#}");
+        // Each connection's close frame came back (echoed, masked) and ended it.
+        assert_eq!(json["close_codes"]["1000"], 4, "{json:#}");
+        // 1.2 s of run: the close waited for no timeout (3 s) nor for the end of TCP.
+        assert!(
+            took < Duration::from_secs(4),
+            "took {took:?}: {finished:#?}"
+        );
+        assert!(
+            finished.stdout.contains("raw TCP echo (--floor)"),
+            "{finished:#?}"
+        );
+    }
+    // Without --floor, the echo of our own masked frames is a protocol error.
+    let (json, _) = successful_bench(
+        &url,
+        &["--conns", "2", "--duration", "0.3", "--warmup", "0"],
+    );
+    assert_eq!(number(&json, "/errors/by_kind/protocol"), 2.0, "{json:#}");
+    assert!(
+        json["errors"]["first"]
+            .as_str()
+            .is_some_and(|first| first.contains("masked frame from the server")),
+        "{json:#}"
+    );
+    assert_eq!(json["parameters"]["floor"], false, "{json:#}");
 }

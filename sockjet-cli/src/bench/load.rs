@@ -95,6 +95,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
         measure_start,
         end,
         close_timeout: CLOSE_TIMEOUT,
+        floor: args.floor,
     });
     let mut drivers = JoinSet::new();
     for (index, opened) in connections {
@@ -176,6 +177,8 @@ pub(crate) struct LoadPlan {
     pub(crate) end: Instant,
     /// How long the closing handshake may take.
     pub(crate) close_timeout: Duration,
+    /// The server is a plain TCP echo of our own frames (`--floor`).
+    pub(crate) floor: bool,
 }
 
 impl LoadPlan {
@@ -220,6 +223,9 @@ pub(crate) async fn drive(
     let message = plan.encoded_for(compression.as_ref());
     let mask = OsRandomMaskKeys::default().next_key();
     let mut session = Session::new(opened, Some(message), mask);
+    if plan.floor {
+        session.expect_raw_echo();
+    }
     session.capture_next_compressed();
     // Send times of the messages in flight, oldest first.
     let capacity = match plan.schedule {

@@ -5,7 +5,9 @@
 //! connections (`--idle N`; what each costs the server, idle from the handshake on or,
 //! with `--warm` or `--compression`, after one message each way). With `--server-pid` it
 //! also reads the server's CPU time and memory from `/proc`, so that servers can be
-//! compared by what each message, cycle or connection costs them.
+//! compared by what each message, cycle or connection costs them. With `--floor` the
+//! server is a plain TCP echo of the tool's own frames (bench/peers' `tcp_echo`), the
+//! kernel's floor for an echo over TCP.
 //!
 //! The tool must not be what limits the measurement: it runs on a multi-threaded
 //! runtime, writes frames encoded once (not once per message), batches writes, reads with
@@ -132,6 +134,13 @@ pub(crate) struct BenchArgs {
     /// and waits for its echo, as with --compression, but uncompressed.
     #[arg(long, requires = "idle")]
     warm: bool,
+    /// The server is a plain TCP echo that returns our own frames as they are, masked
+    /// (bench/peers' `tcp_echo`): the kernel's floor, against which a WebSocket server's
+    /// cost per message compares. Accepts masked frames from the server, counts their
+    /// payloads by length without unmasking them, and closes each connection once the
+    /// echo of its close frame comes back.
+    #[arg(long, conflicts_with_all = ["connect_rate", "idle", "compression"])]
+    floor: bool,
     /// The server's process id (Linux only): report its CPU time in the measurement window
     /// (in all, in percent of one core, and per message or per cycle, from /proc/PID/stat)
     /// and its resident memory at the end; with --idle, its memory growth per connection.
@@ -221,6 +230,7 @@ impl Settings {
             payload_variants: (self.mode == Mode::Echo)
                 .then(|| frames::variants_for(args.size(), args.compression)),
             compression: args.compression,
+            floor: args.floor,
             idle: args.idle,
             warm: args.warms(),
             server_pid: args.server_pid,

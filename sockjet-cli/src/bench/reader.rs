@@ -7,10 +7,17 @@
 //! rule a client must check on server frames is checked: no mask, no RSV bits but RSV1
 //! on the first frame of a message when compression was negotiated, control frames
 //! unfragmented and short, continuations only inside a message.
+//!
+//! With `sockjet bench --floor` the server is a plain TCP echo that returns the client's
+//! own frames, masked: the reader then accepts masked frames
+//! ([`FrameReader::accept_masked`]). Their data payloads are skipped as always (never
+//! unmasked, only counted); the payload of a masked control frame (at most 125 bytes, in
+//! practice the echo of our own close frame) is unmasked, so that its close code reads
+//! right.
 
 use std::fmt;
 
-use sockjet_proto::frame::{FrameHeader, OpCode};
+use sockjet_proto::frame::{FrameHeader, OpCode, mask::apply_mask};
 
 /// What a server sent, one frame or message at a time.
 #[derive(Debug, Eq, PartialEq)]
@@ -50,8 +57,13 @@ enum Position {
     Header,
     /// Reading `remaining` payload bytes of a data frame.
     DataPayload { remaining: u64, fin: bool },
-    /// Reading `remaining` payload bytes of a control frame into `control`.
-    ControlPayload { remaining: u64, opcode: OpCode },
+    /// Reading `remaining` payload bytes of a control frame into `control`, masked with
+    /// `mask` if any (`--floor` only).
+    ControlPayload {
+        remaining: u64,
+        opcode: OpCode,
+        mask: Option<[u8; 4]>,
+    },
 }
 
 /// Most bytes of a compressed message kept to inflate it; a message compressed to more is
@@ -71,6 +83,9 @@ pub(crate) struct FrameReader {
     control: Vec<u8>,
     /// Whether RSV1 may be set: permessage-deflate was negotiated.
     compression: bool,
+    /// Whether masked frames are accepted: the server echoes our frames as they are
+    /// (`--floor`).
+    accept_masked: bool,
     /// Keep the payload of the next compressed message.
     capture_next: bool,
     /// The payload of the compressed message being captured, if any.
@@ -87,9 +102,17 @@ impl FrameReader {
             message: None,
             control: Vec::new(),
             compression,
+            accept_masked: false,
             capture_next: false,
             captured: None,
         }
+    }
+
+    /// Accepts masked frames from then on, instead of failing on them: for a server that
+    /// is a plain TCP echo of our own (masked) frames (`--floor`). Their data payloads are
+    /// skipped unread, like any other.
+    pub(crate) fn accept_masked(&mut self) {
+        self.accept_masked = true;
     }
 
     /// Asks for the payload of the next compressed message, to check its length once
@@ -133,14 +156,22 @@ impl FrameReader {
                         self.end_data_frame(fin, on_frame);
                     }
                 }
-                Position::ControlPayload { remaining, opcode } => {
+                Position::ControlPayload {
+                    remaining,
+                    opcode,
+                    mask,
+                } => {
                     let (taken, rest) = split(data, remaining);
                     data = rest;
                     self.control.extend_from_slice(taken);
                     let remaining = remaining - taken.len() as u64;
-                    self.position = Position::ControlPayload { remaining, opcode };
+                    self.position = Position::ControlPayload {
+                        remaining,
+                        opcode,
+                        mask,
+                    };
                     if remaining == 0 {
-                        self.end_control_frame(opcode, on_frame)?;
+                        self.end_control_frame(opcode, mask, on_frame)?;
                     }
                 }
             }
@@ -186,7 +217,8 @@ impl FrameReader {
     ) -> Result<(), FrameError> {
         let fail = |why: &str| Err(FrameError(why.to_owned()));
         // RFC 6455 §5.1: "A client MUST close a connection if it detects a masked frame."
-        if header.mask.is_some() {
+        // Unless the server is a plain TCP echo of our own frames (`--floor`).
+        if header.mask.is_some() && !self.accept_masked {
             return fail("masked frame from the server");
         }
         let rsv1 = header.rsv & 0b100 != 0;
@@ -207,9 +239,10 @@ impl FrameReader {
             self.position = Position::ControlPayload {
                 remaining: header.payload_len,
                 opcode: header.opcode,
+                mask: header.mask,
             };
             if header.payload_len == 0 {
-                self.end_control_frame(header.opcode, on_frame)?;
+                self.end_control_frame(header.opcode, header.mask, on_frame)?;
             }
             return Ok(());
         }
@@ -259,13 +292,17 @@ impl FrameReader {
         });
     }
 
-    /// Ends a control frame and reports it.
+    /// Ends a control frame, unmasking its payload if it was masked, and reports it.
     fn end_control_frame(
         &mut self,
         opcode: OpCode,
+        mask: Option<[u8; 4]>,
         on_frame: &mut impl FnMut(ServerFrame<'_>),
     ) -> Result<(), FrameError> {
         self.position = Position::Header;
+        if let Some(key) = mask {
+            apply_mask(&mut self.control, key);
+        }
         let frame = match opcode {
             OpCode::Ping => ServerFrame::Ping(&self.control),
             OpCode::Pong => ServerFrame::Pong,
@@ -418,6 +455,55 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    #[test]
+    fn our_own_masked_frames_echoed_are_accepted_only_when_asked() {
+        use crate::bench::frames::{close_frame, encode_frame, pong_frame};
+        let key = [0xA5, 0x5A, 0x3C, 0xC3];
+        // What a plain TCP echo returns: the client's frames as they were sent (masked),
+        // here with an unmasked frame among them too.
+        let mut wire = Vec::new();
+        wire.extend(encode_frame(OpCode::Text, false, b"hello", key));
+        wire.extend(encode_frame(OpCode::Binary, false, &[7; 300], key));
+        wire.extend(server_frame(true, 0, OpCode::Text, b"plain"));
+        wire.extend(pong_frame(b"hi", key));
+        wire.extend(encode_frame(OpCode::Ping, false, b"are you there", key));
+        wire.extend(encode_frame(OpCode::Binary, false, &[1; 70_000], key));
+        wire.extend(encode_frame(OpCode::Binary, false, b"", key));
+        wire.extend(close_frame(1000, key));
+        let expected = vec![
+            Seen::Message(5, false, None),
+            Seen::Message(300, false, None),
+            Seen::Message(5, false, None),
+            Seen::Pong,
+            // Control payloads are unmasked: the ping's to answer it, the close's code.
+            Seen::Ping(b"are you there".to_vec()),
+            Seen::Message(70_000, false, None),
+            Seen::Message(0, false, None),
+            Seen::Close(Some(1000)),
+        ];
+        let close_at = wire.len() - 8;
+        for cut in (0..400).chain(close_at..wire.len()) {
+            let mut reader = FrameReader::new(false);
+            reader.accept_masked();
+            let seen = feed_in_pieces(&mut reader, &wire, &[cut]);
+            assert_eq!(seen.as_ref(), Ok(&expected), "cut at {cut}");
+        }
+        let mut reader = FrameReader::new(false);
+        reader.accept_masked();
+        let seen = feed_in_pieces(&mut reader, &wire, &vec![1; wire.len()]).unwrap();
+        assert_eq!(seen, expected);
+        // Without `accept_masked`, the first masked frame is an error.
+        let mut reader = FrameReader::new(false);
+        let error = reader.feed(&wire, &mut |_| {}).unwrap_err();
+        assert_eq!(error.to_string(), "masked frame from the server");
+        // The other rules still hold for masked frames.
+        let mut rsv2 = encode_frame(OpCode::Text, false, b"a", key);
+        rsv2[0] |= 0b0010_0000;
+        let mut reader = FrameReader::new(false);
+        reader.accept_masked();
+        assert!(reader.feed(&rsv2, &mut |_| {}).is_err());
     }
 
     #[test]

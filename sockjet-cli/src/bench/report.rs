@@ -86,6 +86,8 @@ pub(crate) enum Mode {
 /// - `payload_variants`: echo mode: how many different payloads are sent in turn (more
 ///   than one only with `compression`); `null` in the other modes.
 /// - `compression`: whether permessage-deflate was offered.
+/// - `floor`: echo mode: whether the server was taken for a plain TCP echo of the
+///   client's own masked frames (`--floor`).
 /// - `idle`: connections asked for in idle mode, or `null`.
 /// - `warm`: idle mode: whether each connection exchanges one message of `size` bytes
 ///   before the hold (`--warm`, or `--compression`); `false` in the other modes.
@@ -102,6 +104,7 @@ pub(crate) struct Parameters {
     pub(crate) payload: &'static str,
     pub(crate) payload_variants: Option<usize>,
     pub(crate) compression: bool,
+    pub(crate) floor: bool,
     pub(crate) idle: Option<usize>,
     pub(crate) warm: bool,
     pub(crate) server_pid: Option<u32>,
@@ -273,8 +276,13 @@ impl Report {
                     (None, Some(depth)) => format!("depth {depth}"),
                     (None, None) => String::new(),
                 };
+                let floor = if p.floor {
+                    ", raw TCP echo (--floor)"
+                } else {
+                    ""
+                };
                 format!(
-                    "echo, {} connections, {}-byte {} messages, {flow}",
+                    "echo, {} connections, {}-byte {} messages, {flow}{floor}",
                     group(p.conns as u64),
                     group(p.size as u64),
                     p.payload

@@ -121,6 +121,9 @@ pub(crate) struct Session {
     close_received: Option<Option<u16>>,
     /// Pings answered so far.
     pings: u64,
+    /// The server is a plain TCP echo of our own frames (`--floor`): they come back
+    /// masked, and it answers a close frame with its echo and never closes TCP first.
+    floor: bool,
 }
 
 impl Session {
@@ -141,7 +144,16 @@ impl Session {
             close_sent: false,
             close_received: None,
             pings: 0,
+            floor: false,
         }
+    }
+
+    /// Takes the server for a plain TCP echo (`--floor`): accepts our own masked frames
+    /// back, and ends the closing handshake as soon as our close frame comes back
+    /// (echoed), without waiting for the server to close TCP, which it never does.
+    pub(crate) fn expect_raw_echo(&mut self) {
+        self.floor = true;
+        self.reader.accept_masked();
     }
 
     /// Keeps the payload of the next compressed message for [`Echo::captured`].
@@ -331,7 +343,10 @@ impl Session {
     ///
     /// Waiting for the server to close TCP first (RFC 6455 §7.1.1) leaves the TIME_WAIT
     /// state on its side: a client in TIME_WAIT holds its port for a minute, and would run
-    /// out of ports under `--connect-rate`.
+    /// out of ports under `--connect-rate`. A plain TCP echo
+    /// ([`expect_raw_echo`](Self::expect_raw_echo)) sends our close frame back and keeps
+    /// the connection open: the handshake ends with that echo, everything the server had
+    /// to send read by then, and dropping the session closes TCP.
     ///
     /// # Errors
     ///
@@ -344,6 +359,9 @@ impl Session {
         self.queue_close(Some(code));
         let handshake = async {
             loop {
+                if let (true, Some(code)) = (self.floor, self.close_received) {
+                    return Ok(code);
+                }
                 self.write_pending()?;
                 let ready = self.ready().await?;
                 if ready.is_readable() && self.read_available(&mut |_| {})? == ReadOutcome::Eof {
@@ -524,6 +542,59 @@ mod tests {
         let events = closing.await.unwrap();
         // Our answer echoes the server's code, not the one we would have sent.
         assert!(matches!(&events[0], Event::Close(Some(frame)) if frame.code == 1000.into()));
+    }
+
+    #[tokio::test]
+    async fn a_raw_tcp_echo_ends_the_close_with_the_echo_of_ours() {
+        let message = Arc::new(EncodedMessage::new(
+            PayloadKind::Binary,
+            &[vec![9; 1000]],
+            None,
+            [1, 2, 3, 4],
+            4,
+        ));
+        let (mut session, mut server) = pair(Some(message), b"").await;
+        session.expect_raw_echo();
+        // The server returns every byte as it came, and never closes TCP first.
+        let echo = tokio::spawn(async move {
+            let mut buffer = vec![0; 64 * 1024];
+            let mut echoed = 0;
+            loop {
+                match server.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return echoed,
+                    Ok(read) => {
+                        if server.write_all(&buffer[..read]).await.is_err() {
+                            return echoed;
+                        }
+                        echoed += read;
+                    }
+                }
+            }
+        });
+        session.queue_data(4);
+        let mut lengths = Vec::new();
+        while lengths.len() < 4 {
+            session.write_pending().unwrap();
+            session.ready().await.unwrap();
+            session
+                .read_available(&mut |echo| lengths.push(echo.wire_len))
+                .unwrap();
+        }
+        assert_eq!(lengths, [1000; 4]);
+        // Two more in flight when the run ends: their echoes are read through.
+        session.queue_data(2);
+        session.write_pending().unwrap();
+        let started = std::time::Instant::now();
+        let code = session.close(1000, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(code, Some(1000), "the echo of our own close frame");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "no wait for TCP's end"
+        );
+        assert_eq!(session.close_received(), Some(Some(1000)));
+        drop(session);
+        // 6 frames of 1008 bytes and a close frame of 8, all echoed; then TCP's end.
+        assert_eq!(echo.await.unwrap(), 6 * 1008 + 8);
     }
 
     #[tokio::test]

@@ -100,15 +100,7 @@ impl ClientBuilder {
         let uri = parse_url(&self.url)?;
         let timeout = self.connection.open_timeout;
         let attempt = self.connect_uri(uri);
-        match timeout {
-            Some(timeout) => tokio::time::timeout(timeout, attempt).await.map_err(|_| {
-                Error::new(ErrorKind::Timeout).with_source(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "opening handshake timed out",
-                ))
-            })?,
-            None => attempt.await,
-        }
+        within_open_timeout(timeout, attempt).await
     }
 
     /// Runs the opening handshake over a transport that is already connected to the
@@ -131,15 +123,7 @@ impl ClientBuilder {
         let uri = parse_url(&self.url)?;
         let timeout = self.connection.open_timeout;
         let attempt = self.handshake_on(Socket::other(transport), &uri, None);
-        match timeout {
-            Some(timeout) => tokio::time::timeout(timeout, attempt).await.map_err(|_| {
-                Error::new(ErrorKind::Timeout).with_source(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "opening handshake timed out",
-                ))
-            })?,
-            None => attempt.await,
-        }
+        within_open_timeout(timeout, attempt).await
     }
 
     async fn connect_uri(self, uri: Uri) -> Result<Connection, Error> {
@@ -188,6 +172,22 @@ impl ClientBuilder {
                 return Err(Error::from(error.clone()));
             }
         }
+    }
+}
+
+/// Runs an opening `attempt`, failing with [`ErrorKind::Timeout`] after `timeout`.
+async fn within_open_timeout(
+    timeout: Option<std::time::Duration>,
+    attempt: impl std::future::Future<Output = Result<Connection, Error>>,
+) -> Result<Connection, Error> {
+    match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, attempt).await.map_err(|_| {
+            Error::new(ErrorKind::Timeout).with_source(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "opening handshake timed out",
+            ))
+        })?,
+        None => attempt.await,
     }
 }
 

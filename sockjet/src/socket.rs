@@ -26,8 +26,12 @@ use crate::connection::Transport;
 /// Spare read buffers kept per thread; beyond this, an idle connection's buffer is freed.
 const SPARE_BUFFERS_PER_THREAD: usize = 32;
 
+/// Size of the per-thread buffer that reads land in when nothing is buffered.
+const SCRATCH_SIZE: usize = 64 * 1024;
+
 thread_local! {
     static SPARE_BUFFERS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
 }
 
 /// The transport of one connection.
@@ -61,21 +65,38 @@ impl Socket {
                 if let Some(spare) = SPARE_BUFFERS.with(|spares| spares.borrow_mut().pop()) {
                     proto.provide_receive_buffer(spare);
                 }
-                let buffer = proto.receive_buffer();
-                let offered = buffer.capacity() - buffer.len();
                 let mut read = 0;
                 // A short read means the socket is drained: report "would block" to
                 // `try_io` so that it clears readiness now, as tokio's own `poll_read` does,
                 // and the next read waits for the next event instead of costing a system
                 // call that fails with EAGAIN. `try_io` takes its readiness snapshot before
                 // the read, so data arriving after the read still wakes us.
-                let result = tcp.try_io(Interest::READABLE, || {
-                    read = tcp.try_read_buf(buffer)?;
-                    match 0 < read && read < offered {
-                        true => Err(io::ErrorKind::WouldBlock.into()),
-                        false => Ok(()),
-                    }
-                });
+                let result = if proto.buffered_len() == 0 {
+                    // Nothing buffered, so how much is coming is unknown: read up to 64 KiB
+                    // into this thread's scratch buffer and copy what came. A message of up
+                    // to 64 KiB then takes one system call, while the connection's own
+                    // buffer grows only to what arrived.
+                    SCRATCH.with(|scratch| {
+                        let mut scratch = scratch.borrow_mut();
+                        let offered = scratch.len();
+                        let result = tcp.try_io(Interest::READABLE, || {
+                            read = tcp.try_read(&mut scratch[..])?;
+                            drained_if_short(read, offered)
+                        });
+                        if read > 0 {
+                            proto.receive_data(&scratch[..read]);
+                        }
+                        result
+                    })
+                } else {
+                    // The rest of a frame: straight into the space reserved for it.
+                    let buffer = proto.receive_buffer();
+                    let offered = buffer.capacity() - buffer.len();
+                    tcp.try_io(Interest::READABLE, || {
+                        read = tcp.try_read_buf(buffer)?;
+                        drained_if_short(read, offered)
+                    })
+                };
                 match result {
                     Ok(()) => return Poll::Ready(Ok(read)),
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock && read > 0 => {
@@ -90,6 +111,14 @@ impl Socket {
                 poll_read_buf(Pin::new(transport), cx, proto.receive_buffer())
             }
         }
+    }
+}
+
+/// `Err(WouldBlock)` for a short read (the socket is drained), for `try_io`.
+fn drained_if_short(read: usize, offered: usize) -> io::Result<()> {
+    match 0 < read && read < offered {
+        true => Err(io::ErrorKind::WouldBlock.into()),
+        false => Ok(()),
     }
 }
 

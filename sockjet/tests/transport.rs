@@ -83,27 +83,62 @@ async fn buffers_lent_between_connections_keep_each_ones_data() {
         let mut busy = raw_client(addr).await;
         let payload = vec![round; 100 + usize::from(round) * 300];
         busy.write_all(&masked_frame(0x82, &payload)).await.unwrap();
-        let echoed = read_binary_frame(&mut busy).await;
+        let echoed = within(read_binary_frame_from(&mut busy)).await;
         assert_eq!(echoed, payload, "round {round}");
     }
     waiting.write_all(&frame[1500..]).await.unwrap();
-    assert_eq!(read_binary_frame(&mut waiting).await, vec![0xAB; 3000]);
+    assert_eq!(
+        within(read_binary_frame_from(&mut waiting)).await,
+        vec![0xAB; 3000]
+    );
 }
 
-/// Reads one unmasked binary frame (server to client) and returns its payload.
-async fn read_binary_frame(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+/// A burst larger than the 64 KiB that a read takes when nothing is buffered: frames
+/// straddle the end of each read, and a large frame continues into the space reserved for
+/// it. Every echo must come back whole and in order.
+#[tokio::test]
+async fn a_burst_larger_than_one_read_is_echoed_in_order() {
+    let addr = echo_server(ConnectionConfig::default()).await;
+    let mut stream = raw_client(addr).await;
+    let mut payloads: Vec<Vec<u8>> = (0..3000u32)
+        .map(|i| vec![(i % 251) as u8; 1 + (i as usize * 7) % 60])
+        .collect();
+    payloads.insert(1500, vec![0x5A; 100_000]);
+    let mut burst = Vec::new();
+    for payload in &payloads {
+        burst.extend(masked_frame(0x82, payload));
+    }
+    assert!(burst.len() > 3 * 64 * 1024);
+    let (mut reader, mut writer) = stream.split();
+    let write = async { writer.write_all(&burst).await.unwrap() };
+    let read = async {
+        for (i, payload) in payloads.iter().enumerate() {
+            let echoed = read_binary_frame_from(&mut reader).await;
+            assert!(echoed == *payload, "message {i} differs");
+        }
+    };
+    within(async { tokio::join!(write, read) }).await;
+}
+
+/// Reads one unmasked binary frame (server to client) from any reader.
+async fn read_binary_frame_from(stream: &mut (impl AsyncReadExt + Unpin)) -> Vec<u8> {
     let mut head = [0u8; 2];
-    within(stream.read_exact(&mut head)).await.unwrap();
+    stream.read_exact(&mut head).await.unwrap();
     assert_eq!(head[0], 0x82);
     let len = match head[1] {
         126 => {
             let mut extended = [0u8; 2];
-            within(stream.read_exact(&mut extended)).await.unwrap();
+            stream.read_exact(&mut extended).await.unwrap();
             usize::from(u16::from_be_bytes(extended))
+        }
+        127 => {
+            let mut extended = [0u8; 8];
+            stream.read_exact(&mut extended).await.unwrap();
+            u64::from_be_bytes(extended) as usize
         }
         len => usize::from(len),
     };
     let mut payload = vec![0u8; len];
-    within(stream.read_exact(&mut payload)).await.unwrap();
+    stream.read_exact(&mut payload).await.unwrap();
     payload
 }

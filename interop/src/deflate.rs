@@ -448,20 +448,10 @@ pub async fn deflate_server_with(client: PeerCommand, case: DeflateCase) {
 pub async fn deflate_client_with(server: PeerCommand, case: DeflateCase) {
     let started = Instant::now();
     let mut peer = PeerProcess::spawn(&server.arg(case.peer_options.to_string()));
-    let listening = peer
-        .next_event()
+    let port = peer
+        .listening_port()
         .await
         .unwrap_or_else(|error| fail_with(&peer, error));
-    let Some(port) = listening
-        .get("port")
-        .and_then(Value::as_u64)
-        .filter(|_| listening["event"] == "listening")
-    else {
-        fail_with(
-            &peer,
-            format_args!("expected {{\"event\":\"listening\",\"port\":N}}, got {listening}"),
-        )
-    };
     let name = peer.name().to_owned();
     let run = async {
         let ws = step(

@@ -164,6 +164,24 @@ impl PeerProcess {
         }
     }
 
+    /// Waits for the peer's first observation, `{"event":"listening","port":N}`, and
+    /// returns the port.
+    ///
+    /// # Errors
+    ///
+    /// As [`next_event`](Self::next_event), or if the observation is another one.
+    pub async fn listening_port(&mut self) -> Result<u16, String> {
+        let listening = self.next_event().await?;
+        listening
+            .get("port")
+            .and_then(Value::as_u64)
+            .and_then(|port| u16::try_from(port).ok())
+            .filter(|_| listening["event"] == "listening")
+            .ok_or_else(|| {
+                format!("expected {{\"event\":\"listening\",\"port\":N}}, got {listening}")
+            })
+    }
+
     /// Parses and records one line of output.
     fn accept(&mut self, line: &str) -> Result<Value, String> {
         match serde_json::from_str::<Value>(line) {

@@ -394,20 +394,10 @@ pub async fn sockjet_server_with(client: PeerCommand) {
 pub async fn sockjet_client_with(server: PeerCommand) {
     let started = std::time::Instant::now();
     let mut peer = PeerProcess::spawn(&server);
-    let listening = peer
-        .next_event()
+    let port = peer
+        .listening_port()
         .await
         .unwrap_or_else(|error| fail_with(&peer, error));
-    let Some(port) = listening
-        .get("port")
-        .and_then(Value::as_u64)
-        .filter(|_| listening["event"] == "listening")
-    else {
-        fail_with(
-            &peer,
-            format_args!("expected {{\"event\":\"listening\",\"port\":N}}, got {listening}"),
-        )
-    };
     let name = peer.name().to_owned();
     let run = async {
         let config = connection_config(Some(64 * 1024));

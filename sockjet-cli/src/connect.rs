@@ -152,16 +152,20 @@ fn describe_close(closed: &ConnectionClosed) -> String {
     }
 }
 
+/// The one-line message for a URL that [`sockjet::parse_url`] refused.
+pub(crate) fn invalid_url(url: &str, error: &Error) -> Failure {
+    let source = error.source().map(ToString::to_string).unwrap_or_default();
+    // The library's message starts with the URL; show it quoted instead, so that an empty
+    // or odd-looking URL is visible as such.
+    let why = source.strip_prefix(&format!("{url}: ")).unwrap_or(&source);
+    Failure::new(format!("invalid URL {url:?}: {why}"))
+}
+
 /// The one-line message for a failed connection attempt.
 fn connect_failure(url: &str, error: &Error) -> Failure {
     let source = error.source().map(ToString::to_string).unwrap_or_default();
     let message = match error.kind() {
-        ErrorKind::InvalidUrl => {
-            // The library's message starts with the URL; show it quoted instead, so that
-            // an empty or odd-looking URL is visible as such.
-            let why = source.strip_prefix(&format!("{url}: ")).unwrap_or(&source);
-            format!("invalid URL {url:?}: {why}")
-        }
+        ErrorKind::InvalidUrl => return invalid_url(url, error),
         ErrorKind::Handshake => match error.handshake_error() {
             Some(handshake) => format!("handshake failed: {handshake}"),
             None => error.to_string(),

@@ -3,6 +3,8 @@
 //! long, everything talks to 127.0.0.1, and every wait is bounded; children are killed on
 //! drop.
 
+mod common;
+
 use std::{
     io::{BufRead as _, BufReader, Read as _},
     net::TcpListener,
@@ -13,8 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::scripted_server;
 use serde_json::Value;
-use sockjet::{CloseCode, Connection, Message, Server};
+use sockjet::{CloseCode, Message};
 
 /// Upper bound for any single wait; generous because CI machines can be slow.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -593,22 +596,6 @@ fn a_server_pid_that_cannot_be_read_is_one_error_line() {
     assert_eq!(finished.stderr.lines().count(), 1, "{finished:#?}");
     assert!(finished.stdout.is_empty(), "{finished:#?}");
     assert!(finished.json.is_none(), "no report without a run");
-}
-
-/// Runs a scripted WebSocket server in the test process; returns its runtime (keep it
-/// alive for the test) and URL.
-fn scripted_server<H, F>(handler: H) -> (tokio::runtime::Runtime, String)
-where
-    H: Fn(Connection) -> F + Send + Sync + 'static,
-    F: Future<Output = ()> + Send + 'static,
-{
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let server = runtime
-        .block_on(Server::bind("127.0.0.1:0"))
-        .expect("bind test server");
-    let url = format!("ws://{}", server.local_addr());
-    runtime.spawn(server.serve(handler));
-    (runtime, url)
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! the exit status. Everything talks to 127.0.0.1 and every wait is bounded, so a broken
 //! build fails a test instead of hanging the suite; children are killed on drop.
 
+mod common;
+
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::TcpListener,
@@ -11,7 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sockjet::{CloseCode, Connection, Server};
+use common::scripted_server;
+use sockjet::CloseCode;
 
 /// Upper bound for any single wait; generous because CI machines can be slow.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -155,22 +158,6 @@ fn serve(options: &[&str]) -> (Sockjet, String) {
     assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
     assert!(!url.ends_with(":0"), "the real port is printed: {url}");
     (server, url)
-}
-
-/// Runs a scripted WebSocket server in the test process; returns its runtime (keep it
-/// alive for the test) and URL.
-fn scripted_server<H, F>(handler: H) -> (tokio::runtime::Runtime, String)
-where
-    H: Fn(Connection) -> F + Send + Sync + 'static,
-    F: Future<Output = ()> + Send + 'static,
-{
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let server = runtime
-        .block_on(Server::bind("127.0.0.1:0"))
-        .expect("bind test server");
-    let url = format!("ws://{}", server.local_addr());
-    runtime.spawn(server.serve(handler));
-    (runtime, url)
 }
 
 /// Asserts that stderr is exactly one `sockjet: ...` line and returns it.

@@ -423,20 +423,24 @@ impl Protocol {
     }
 
     /// Gives the receive buffer memory to use, e.g. one taken from another connection with
-    /// [`take_idle_receive_buffer`](Self::take_idle_receive_buffer). Ignored (and
-    /// dropped) if this connection already has a buffer.
+    /// [`take_idle_receive_buffer`](Self::take_idle_receive_buffer). Returns it unused if
+    /// this connection already has a buffer, so that the caller can keep it.
     ///
     /// ```
     /// # use sockjet_proto::{BytesMut, Protocol, Side};
     /// let mut server = Protocol::new(Side::Server, Default::default());
-    /// server.provide_receive_buffer(BytesMut::with_capacity(8192));
+    /// assert!(server.provide_receive_buffer(BytesMut::with_capacity(8192)).is_none());
     /// assert!(server.receive_buffer().capacity() >= 8192);
+    /// assert!(server.provide_receive_buffer(BytesMut::with_capacity(64)).is_some());
     /// ```
-    pub fn provide_receive_buffer(&mut self, mut buffer: BytesMut) {
+    #[must_use = "a buffer returned unused is dropped unless kept"]
+    pub fn provide_receive_buffer(&mut self, mut buffer: BytesMut) -> Option<BytesMut> {
         if self.input.is_empty() && self.input.capacity() == 0 {
             buffer.clear();
             self.input = buffer;
+            return None;
         }
+        Some(buffer)
     }
 
     /// Reports the end of the incoming stream (the peer half-closed or closed TCP).

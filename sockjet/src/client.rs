@@ -191,7 +191,18 @@ async fn within_open_timeout(
     }
 }
 
-fn parse_url(url: &str) -> Result<Uri, Error> {
+/// Checks a WebSocket URL the way [`connect`] does: `ws://host[:port][/path][?query]`.
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidUrl`], its source saying why (`wss://` is not supported yet).
+///
+/// ```
+/// let uri = sockjet::parse_url("ws://127.0.0.1:8765/chat").unwrap();
+/// assert_eq!(uri.path(), "/chat");
+/// assert!(sockjet::parse_url("http://example.com").is_err());
+/// ```
+pub fn parse_url(url: &str) -> Result<Uri, Error> {
     let invalid =
         |why: &str| Error::new(ErrorKind::InvalidUrl).with_source(format!("{url}: {why}"));
     let uri: Uri = url.parse().map_err(|_| invalid("not a valid URL"))?;

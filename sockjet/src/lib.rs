@@ -38,7 +38,7 @@ pub use sockjet_proto::{
     Bytes, CloseCode, CloseFrame, ConnectionClosed, Message, Request, Response, State, Utf8Bytes,
 };
 
-pub use client::{ClientBuilder, connect};
+pub use client::{ClientBuilder, connect, parse_url};
 pub use config::ConnectionConfig;
 pub use connection::{Connection, ConnectionId, Sender, Transport};
 pub use error::{Error, ErrorKind};

@@ -62,9 +62,7 @@ impl Socket {
                     park_idle_buffer(proto);
                     return Poll::Pending;
                 }
-                if let Some(spare) = SPARE_BUFFERS.with(|spares| spares.borrow_mut().pop()) {
-                    proto.provide_receive_buffer(spare);
-                }
+                lend_spare_buffer(proto);
                 let mut read = 0;
                 // A short read means the socket is drained: report "would block" to
                 // `try_io` so that it clears readiness now, as tokio's own `poll_read` does,
@@ -120,6 +118,19 @@ fn drained_if_short(read: usize, offered: usize) -> io::Result<()> {
         true => Err(io::ErrorKind::WouldBlock.into()),
         false => Ok(()),
     }
+}
+
+/// Gives `proto` one of this thread's spare buffers if it has none; the spare stays in
+/// the pool otherwise.
+fn lend_spare_buffer(proto: &mut Protocol) {
+    SPARE_BUFFERS.with(|spares| {
+        let mut spares = spares.borrow_mut();
+        if let Some(spare) = spares.pop() {
+            if let Some(unused) = proto.provide_receive_buffer(spare) {
+                spares.push(unused);
+            }
+        }
+    });
 }
 
 /// Moves `proto`'s receive buffer to this thread's spares if nothing is buffered in it.

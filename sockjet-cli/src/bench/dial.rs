@@ -17,7 +17,7 @@ use tokio::{
 };
 
 use super::frames::Compression;
-use crate::{Failure, io_message};
+use crate::{Failure, connect::invalid_url, io_message};
 
 /// Connections per source address: a source address has about 28,000 ephemeral ports
 /// (32768-60999 by default on Linux), and some are in use.
@@ -39,18 +39,12 @@ impl Target {
     ///
     /// A bad URL, or a host that does not resolve, as a one-line failure.
     pub(crate) async fn resolve(url: &str) -> Result<Self, Failure> {
-        let invalid = |why: &str| Failure::new(format!("invalid URL {url:?}: {why}"));
-        let uri: Uri = url.parse().map_err(|_| invalid("not a valid URL"))?;
-        match uri.scheme_str() {
-            Some("ws") => {}
-            Some("wss") => return Err(invalid("wss:// (TLS) is not supported yet")),
-            Some(other) => return Err(invalid(&format!("scheme must be ws://, not {other}://"))),
-            None => return Err(invalid("missing ws:// scheme")),
-        }
-        let host = match uri.host() {
-            Some(host) if !host.is_empty() => host.trim_start_matches('[').trim_end_matches(']'),
-            _ => return Err(invalid("missing host")),
-        };
+        let uri = sockjet::parse_url(url).map_err(|error| invalid_url(url, &error))?;
+        let host = uri
+            .host()
+            .expect("parse_url checked the host")
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let port = uri.port_u16().unwrap_or(80);
         let addr = tokio::net::lookup_host((host, port))
             .await

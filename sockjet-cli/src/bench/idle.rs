@@ -35,7 +35,7 @@ use super::{
     phases::{Interrupt, Window, all_opened, join_until},
     progress::{Progress, Status, opening_status},
     report::{self, Idle, Report, common_report},
-    session::{Echo, ReadOutcome, Session, eof_failure},
+    session::{Echo, Session},
     stats::{ErrorKind, Recorder, SharedStats},
 };
 use crate::{Failure, io_message};
@@ -461,12 +461,7 @@ pub(crate) async fn hold(
                 exchange.received(&echo, compression.as_ref(), &mut recorder);
             }
         });
-        match outcome {
-            Err(error) => break Some((error.kind(), error.to_string())),
-            Ok(ReadOutcome::Eof) => break Some(eof_failure()),
-            Ok(ReadOutcome::Open) => {}
-        }
-        if let Some(failed) = session.closed_by_server(&recorder) {
+        if let Some(failed) = session.stop_after(outcome, &recorder) {
             break Some(failed);
         }
     };

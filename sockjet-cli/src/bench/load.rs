@@ -26,7 +26,7 @@ use super::{
     phases::{Interrupt, Window, all_opened, join_until},
     progress::{Progress, live_status, opening_status},
     report::{Messages, Percentiles, Report, common_report},
-    session::{Echo, ReadOutcome, Session, eof_failure},
+    session::{Echo, Session},
     stats::{ErrorKind, Recorder, SharedStats},
 };
 use crate::Failure;
@@ -324,12 +324,7 @@ pub(crate) async fn drive(
                         recorder.sent(echoed);
                     }
                 }
-                match outcome {
-                    Err(error) => break Some((error.kind(), error.to_string())),
-                    Ok(ReadOutcome::Eof) => break Some(eof_failure()),
-                    Ok(ReadOutcome::Open) => {}
-                }
-                if let Some(failed) = session.closed_by_server(&recorder) {
+                if let Some(failed) = session.stop_after(outcome, &recorder) {
                     break Some(failed);
                 }
             }

@@ -162,7 +162,7 @@ impl Session {
     }
 
     /// The server's close code, once its close frame arrived (`Some(None)`: no code).
-    /// The modes use [`closed_by_server`](Self::closed_by_server), which counts it too.
+    /// The modes use [`stop_after`](Self::stop_after), which counts it too.
     #[cfg(test)]
     pub(crate) fn close_received(&self) -> Option<Option<u16>> {
         self.close_received
@@ -414,9 +414,24 @@ impl Session {
         }
     }
 
+    /// Whether a read loop must stop after a read that ended with `outcome`, and the
+    /// failure to report: a socket or protocol error, the end of TCP without a close frame,
+    /// or the server's close frame (its code counted). `None`: read on.
+    pub(crate) fn stop_after(
+        &self,
+        outcome: Result<ReadOutcome, SessionError>,
+        recorder: &Recorder,
+    ) -> Option<Failed> {
+        match outcome {
+            Err(error) => Some((error.kind(), error.to_string())),
+            Ok(ReadOutcome::Eof) => Some((ErrorKind::Eof, SessionError::Eof.to_string())),
+            Ok(ReadOutcome::Open) => self.closed_by_server(recorder),
+        }
+    }
+
     /// The failure to report after the server's close frame ended a run, counting its
     /// code; `None` if no close frame came.
-    pub(crate) fn closed_by_server(&self, recorder: &Recorder) -> Option<Failed> {
+    fn closed_by_server(&self, recorder: &Recorder) -> Option<Failed> {
         let code = self.close_received?;
         recorder.shared().close_code(code);
         let code = code.map_or_else(|| "no code".to_owned(), |code| code.to_string());
@@ -425,11 +440,6 @@ impl Session {
             format!("the server closed the connection ({code}) during the run"),
         ))
     }
-}
-
-/// The failure to report when the server closed TCP without a close frame.
-pub(crate) fn eof_failure() -> Failed {
-    (ErrorKind::Eof, SessionError::Eof.to_string())
 }
 
 /// `Some(n)` for `n` bytes read or written, `None` for "would block".

@@ -1,0 +1,22 @@
+//! Helpers shared by the command-line tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+
+use sockjet::{Connection, Server};
+
+/// Runs a scripted WebSocket server in the test process; returns its runtime (keep it
+/// alive for the test) and URL.
+pub fn scripted_server<H, F>(handler: H) -> (tokio::runtime::Runtime, String)
+where
+    H: Fn(Connection) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let server = runtime
+        .block_on(Server::bind("127.0.0.1:0"))
+        .expect("bind test server");
+    let url = format!("ws://{}", server.local_addr());
+    runtime.spawn(server.serve(handler));
+    (runtime, url)
+}

@@ -354,8 +354,7 @@ impl ServerProtocol {
             Ok(key) => key,
             Err(error) => return self.reject(error.status(), &error.to_string()),
         };
-        let accept = HeaderValue::from_str(&handshake::accept_key(key))
-            .expect("base64 is a valid header value");
+        let accept = handshake::accept_key_value(key);
         let mut response = Response::default();
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();

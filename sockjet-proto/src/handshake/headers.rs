@@ -81,11 +81,24 @@ pub(crate) fn validate_key(headers: &HeaderMap) -> Result<&[u8], HandshakeError>
     let key = single_value(headers, KEY)?.ok_or(HandshakeError::MissingHeader(KEY))?;
     let key = trim_ows(key.as_bytes());
     let invalid = |reason: String| HandshakeError::InvalidHeader { name: KEY, reason };
-    let decoded = STANDARD
-        .decode(key)
-        .map_err(|error| invalid(format!("not base64 ({error})")))?;
-    if decoded.len() != 16 {
-        return Err(invalid(format!("{} bytes long, not 16", decoded.len())));
+    // Decoded on the stack: 24 base64 characters (the length of 16 bytes) decode to at
+    // most 18 bytes, and anything longer is refused unread.
+    let mut decoded = [0u8; 18];
+    let decoded_len = if key.len() > 24 {
+        None
+    } else {
+        Some(
+            STANDARD
+                .decode_slice(key, &mut decoded)
+                .map_err(|error| invalid(format!("not base64 ({error})")))?,
+        )
+    };
+    if decoded_len != Some(16) {
+        let why = match decoded_len {
+            Some(len) => format!("{len} bytes long, not 16"),
+            None => format!("{} characters long, not 24", key.len()),
+        };
+        return Err(invalid(why));
     }
     Ok(key)
 }

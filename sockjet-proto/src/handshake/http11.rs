@@ -1,7 +1,9 @@
 //! Just enough HTTP/1.1 for the opening handshake: find the end of a request or response
 //! head as bytes trickle in, parse it with `httparse`, and write heads out.
 
-use bytes::{BufMut, BytesMut};
+use std::mem::MaybeUninit;
+
+use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
 use super::{Request, Response, headers::single_value};
@@ -158,15 +160,26 @@ impl HeadParser {
 /// [`HandshakeError::UnsupportedHttpVersion`] for a version other than HTTP/1.0 or 1.1,
 /// [`HandshakeError::MalformedHttp`] for anything else httparse or `http` refuse.
 pub(crate) fn parse_request(head: &[u8], limits: HeadLimits) -> Result<Request, HandshakeError> {
-    let mut header_slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut parsed = httparse::Request::new(&mut header_slots);
+    // One copy of the head, which the target and every header value then share: one
+    // allocation per request instead of one per header (the connect path's main cost in
+    // user space, with the frees when the request is dropped).
+    let head = Bytes::copy_from_slice(head);
+    let mut stack_slots = [const { MaybeUninit::uninit() }; STACK_HEADER_SLOTS];
+    let mut heap_slots = Vec::new();
+    let slots = header_slots(&mut stack_slots, &mut heap_slots, limits.max_headers);
+    let mut parsed = httparse::Request::new(&mut []);
     // The version ends the request line.
     let request_line = head.split(|&byte| byte == b'\r').next().unwrap_or_default();
     let version_field = request_line
         .rsplit(|&byte| byte == b' ')
         .next()
         .unwrap_or_default();
-    check_complete(parsed.parse(head), head, version_field)?;
+    let status = httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut parsed,
+        &head,
+        slots,
+    );
+    check_complete(status, &head, version_field)?;
     let (Some(method), Some(target), Some(minor)) = (parsed.method, parsed.path, parsed.version)
     else {
         unreachable!("httparse fills in a complete request line");
@@ -174,11 +187,10 @@ pub(crate) fn parse_request(head: &[u8], limits: HeadLimits) -> Result<Request, 
     let mut request = Request::new(());
     *request.method_mut() = Method::from_bytes(method.as_bytes())
         .map_err(|_| HandshakeError::MalformedHttp("invalid method".to_owned()))?;
-    *request.uri_mut() = target
-        .parse::<Uri>()
+    *request.uri_mut() = Uri::from_maybe_shared(head.slice_ref(target.as_bytes()))
         .map_err(|error| HandshakeError::MalformedHttp(format!("invalid target ({error})")))?;
     *request.version_mut() = version(minor);
-    *request.headers_mut() = header_map(parsed.headers)?;
+    *request.headers_mut() = header_map(&head, parsed.headers)?;
     Ok(request)
 }
 
@@ -189,10 +201,18 @@ pub(crate) fn parse_request(head: &[u8], limits: HeadLimits) -> Result<Request, 
 ///
 /// As [`parse_request`].
 pub(crate) fn parse_response(head: &[u8], limits: HeadLimits) -> Result<Response, HandshakeError> {
-    let mut header_slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut parsed = httparse::Response::new(&mut header_slots);
+    let head = Bytes::copy_from_slice(head);
+    let mut stack_slots = [const { MaybeUninit::uninit() }; STACK_HEADER_SLOTS];
+    let mut heap_slots = Vec::new();
+    let slots = header_slots(&mut stack_slots, &mut heap_slots, limits.max_headers);
+    let mut parsed = httparse::Response::new(&mut []);
     // The version starts the status line.
-    check_complete(parsed.parse(head), head, head)?;
+    let status = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        &head,
+        slots,
+    );
+    check_complete(status, &head, &head)?;
     let (Some(code), Some(minor)) = (parsed.code, parsed.version) else {
         unreachable!("httparse fills in a complete status line");
     };
@@ -200,8 +220,28 @@ pub(crate) fn parse_response(head: &[u8], limits: HeadLimits) -> Result<Response
     *response.status_mut() = StatusCode::from_u16(code)
         .map_err(|_| HandshakeError::MalformedHttp(format!("invalid status {code}")))?;
     *response.version_mut() = version(minor);
-    *response.headers_mut() = header_map(parsed.headers)?;
+    *response.headers_mut() = header_map(&head, parsed.headers)?;
     Ok(response)
+}
+
+/// Header slots on the stack for heads with at most this many header lines (about 2 KiB
+/// of stack); a larger configured limit gets them on the heap.
+const STACK_HEADER_SLOTS: usize = 64;
+
+/// `max_headers` slots for httparse, from `stack` when they fit, else from `heap`. Left
+/// uninitialised: httparse writes each before reading it, so a large limit costs nothing
+/// for a short head.
+fn header_slots<'a, 'b>(
+    stack: &'a mut [MaybeUninit<httparse::Header<'b>>; STACK_HEADER_SLOTS],
+    heap: &'a mut Vec<MaybeUninit<httparse::Header<'b>>>,
+    max_headers: usize,
+) -> &'a mut [MaybeUninit<httparse::Header<'b>>] {
+    if max_headers <= STACK_HEADER_SLOTS {
+        &mut stack[..max_headers]
+    } else {
+        heap.resize_with(max_headers, MaybeUninit::uninit);
+        heap
+    }
 }
 
 /// The value of `Content-Length`, if present.
@@ -308,12 +348,14 @@ fn version(minor: u8) -> Version {
     }
 }
 
-fn header_map(parsed: &[httparse::Header<'_>]) -> Result<HeaderMap, HandshakeError> {
+/// The parsed headers as a map whose values are slices of `head`, the bytes httparse
+/// parsed (no copy per value).
+fn header_map(head: &Bytes, parsed: &[httparse::Header<'_>]) -> Result<HeaderMap, HandshakeError> {
     let mut headers = HeaderMap::with_capacity(parsed.len());
     for header in parsed {
         let name = HeaderName::from_bytes(header.name.as_bytes())
             .map_err(|_| HandshakeError::MalformedHttp("invalid header name".to_owned()))?;
-        let value = HeaderValue::from_bytes(header.value)
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(header.value))
             .map_err(|_| HandshakeError::MalformedHttp(format!("invalid {name} value")))?;
         headers.append(name, value);
     }

@@ -89,10 +89,28 @@ pub const WEBSOCKET_VERSION: &str = "13";
 /// assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 /// ```
 pub fn accept_key(key: &[u8]) -> String {
+    let mut encoded = [0u8; ACCEPT_KEY_LEN];
+    String::from_utf8_lossy(encode_accept_key(key, &mut encoded)).into_owned()
+}
+
+/// [`accept_key`] as a header value, encoded on the stack (one allocation, the value's).
+pub(crate) fn accept_key_value(key: &[u8]) -> http::HeaderValue {
+    let mut encoded = [0u8; ACCEPT_KEY_LEN];
+    http::HeaderValue::from_bytes(encode_accept_key(key, &mut encoded))
+        .expect("base64 is a valid header value")
+}
+
+/// Base64 of a SHA-1 digest (20 bytes): 28 characters.
+const ACCEPT_KEY_LEN: usize = 28;
+
+fn encode_accept_key<'a>(key: &[u8], out: &'a mut [u8; ACCEPT_KEY_LEN]) -> &'a [u8] {
     let mut sha1 = Sha1::new();
     sha1.update(key);
     sha1.update(GUID);
-    STANDARD.encode(sha1.finalize())
+    let len = STANDARD
+        .encode_slice(sha1.finalize(), out)
+        .expect("28 bytes hold the base64 of 20");
+    &out[..len]
 }
 
 /// RFC 6455 §1.3: the "Globally Unique Identifier" appended to the key.

@@ -29,6 +29,11 @@ const SPARE_BUFFERS_PER_THREAD: usize = 32;
 /// Size of the per-thread buffer that reads land in when nothing is buffered.
 const SCRATCH_SIZE: usize = 64 * 1024;
 
+/// A connection whose last read with nothing buffered brought at least this much reads
+/// the next one straight into its own buffer, reserved to that size: for large messages
+/// the copy out of the scratch buffer would cost as much as the unmasking.
+const DIRECT_READ_MIN: usize = 8 * 1024;
+
 thread_local! {
     static SPARE_BUFFERS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
@@ -36,8 +41,9 @@ thread_local! {
 
 /// The transport of one connection.
 pub(crate) enum Socket {
-    /// Plain TCP, read readiness-first.
-    Tcp(TcpStream),
+    /// Plain TCP, read readiness-first, with the size of its last read that started with
+    /// nothing buffered (how much to expect next time).
+    Tcp(TcpStream, u32),
     /// Any other transport (TLS, a stream another server upgraded, an in-memory pipe):
     /// reads go straight into the protocol's buffer.
     Other(Box<dyn Transport>),
@@ -56,7 +62,7 @@ impl Socket {
         proto: &mut Protocol,
     ) -> Poll<io::Result<usize>> {
         match self {
-            Self::Tcp(tcp) => loop {
+            Self::Tcp(tcp, last_read) => loop {
                 if tcp.poll_read_ready(cx)?.is_pending() {
                     // Until data comes, the buffer serves other connections.
                     park_idle_buffer(proto);
@@ -69,7 +75,8 @@ impl Socket {
                 // and the next read waits for the next event instead of costing a system
                 // call that fails with EAGAIN. `try_io` takes its readiness snapshot before
                 // the read, so data arriving after the read still wakes us.
-                let result = if proto.buffered_len() == 0 {
+                let result = if proto.buffered_len() == 0 && (*last_read as usize) < DIRECT_READ_MIN
+                {
                     // Nothing buffered, so how much is coming is unknown: read up to 64 KiB
                     // into this thread's scratch buffer and copy what came. A message of up
                     // to 64 KiB then takes one system call, while the connection's own
@@ -83,9 +90,27 @@ impl Socket {
                         });
                         if read > 0 {
                             proto.receive_data(&scratch[..read]);
+                            *last_read = read as u32;
                         }
                         result
                     })
+                } else if proto.buffered_len() == 0 {
+                    // Nothing buffered, on a connection whose messages came in large reads:
+                    // expect as much again, straight into its own buffer.
+                    let expected = *last_read as usize;
+                    let buffer = proto.receive_buffer();
+                    if buffer.capacity() - buffer.len() < expected {
+                        buffer.reserve(expected);
+                    }
+                    let offered = buffer.capacity() - buffer.len();
+                    let result = tcp.try_io(Interest::READABLE, || {
+                        read = tcp.try_read_buf(buffer)?;
+                        drained_if_short(read, offered)
+                    });
+                    if read > 0 {
+                        *last_read = read.min(SCRATCH_SIZE) as u32;
+                    }
+                    result
                 } else {
                     // The rest of a frame: straight into the space reserved for it.
                     let buffer = proto.receive_buffer();
@@ -147,7 +172,7 @@ fn park_idle_buffer(proto: &mut Protocol) {
 
 impl From<TcpStream> for Socket {
     fn from(tcp: TcpStream) -> Self {
-        Self::Tcp(tcp)
+        Self::Tcp(tcp, 0)
     }
 }
 
@@ -158,7 +183,7 @@ impl AsyncRead for Socket {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Self::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Self::Tcp(tcp, _) => Pin::new(tcp).poll_read(cx, buf),
             Self::Other(transport) => Pin::new(transport).poll_read(cx, buf),
         }
     }
@@ -171,7 +196,7 @@ impl AsyncWrite for Socket {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Self::Tcp(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Self::Tcp(tcp, _) => Pin::new(tcp).poll_write(cx, buf),
             Self::Other(transport) => Pin::new(transport).poll_write(cx, buf),
         }
     }
@@ -182,28 +207,28 @@ impl AsyncWrite for Socket {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Self::Tcp(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Self::Tcp(tcp, _) => Pin::new(tcp).poll_write_vectored(cx, bufs),
             Self::Other(transport) => Pin::new(transport).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            Self::Tcp(tcp) => tcp.is_write_vectored(),
+            Self::Tcp(tcp, _) => tcp.is_write_vectored(),
             Self::Other(transport) => transport.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Self::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
+            Self::Tcp(tcp, _) => Pin::new(tcp).poll_flush(cx),
             Self::Other(transport) => Pin::new(transport).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Self::Tcp(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Self::Tcp(tcp, _) => Pin::new(tcp).poll_shutdown(cx),
             Self::Other(transport) => Pin::new(transport).poll_shutdown(cx),
         }
     }

@@ -29,6 +29,27 @@ async fn client_echoes_text_binary_and_large_messages() {
     assert_eq!(within(ws.recv()).await.unwrap(), Some(Message::text("")));
 }
 
+/// Reads adapt to the size of what comes (a scratch buffer for small reads, the
+/// connection's own buffer for large ones): mixing sizes on one connection, in both
+/// directions, must deliver every message intact.
+#[tokio::test]
+async fn message_sizes_can_alternate_on_one_connection() {
+    let addr = echo_server(ConnectionConfig::default()).await;
+    let mut ws = within(connect(&format!("ws://{addr}"))).await.unwrap();
+    let sizes = [
+        16, 20_000, 20_000, 5, 70_000, 300_000, 3, 9_000, 0, 16_384, 1,
+    ];
+    for (round, &size) in sizes.iter().cycle().take(3 * sizes.len()).enumerate() {
+        let payload: Vec<u8> = (0..size).map(|i| (i * 7 + round) as u8).collect();
+        ws.send(payload.clone()).await.unwrap();
+        assert_eq!(
+            within(ws.recv()).await.unwrap(),
+            Some(Message::binary(payload)),
+            "round {round}, {size} bytes"
+        );
+    }
+}
+
 #[tokio::test]
 async fn client_pipelines_many_messages_in_order() {
     let addr = echo_server(ConnectionConfig::default()).await;

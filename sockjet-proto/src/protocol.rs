@@ -16,6 +16,7 @@ use crate::{
     handshake::{Request, Response},
     message::{Message, Utf8Bytes},
     outgoing::Outgoing,
+    prepared::{PreparedMessage, write_prepared},
     utf8::Utf8Validator,
 };
 
@@ -552,6 +553,44 @@ impl Protocol {
             Some(encoded) => self.write_message_bytes(opcode, encoded, self.extension_rsv),
             None => self.write_message_bytes(opcode, payload, 0),
         }
+        Ok(())
+    }
+
+    /// Sends a message prepared once for many connections (see [`PreparedMessage`]): the
+    /// same bytes as [`send_message`](Self::send_message), with the header and any
+    /// compression shared with the other connections it goes to.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiMisuse`] if the connection is not open for sending.
+    ///
+    /// ```
+    /// # use sockjet_proto::{Message, PreparedMessage, Protocol, Side};
+    /// let mut server = Protocol::new(Side::Server, Default::default());
+    /// let mut prepared = PreparedMessage::new(Message::binary(vec![7u8; 2000]));
+    /// server.send_prepared(&mut prepared).unwrap();
+    /// assert_eq!(server.outgoing().len(), 4 + 2000);
+    /// ```
+    pub fn send_prepared(&mut self, prepared: &mut PreparedMessage) -> Result<(), ApiMisuse> {
+        self.check_can_send_message()?;
+        let fits_one_frame = self
+            .config
+            .max_send_frame_size
+            .is_none_or(|max| prepared.payload_len() <= max);
+        if self.side == Side::Client || !fits_one_frame {
+            return self.send_message_with(prepared.message().clone(), true);
+        }
+        let frame = match self.extension.as_deref_mut() {
+            None => prepared.plain_frame(),
+            Some(extension) => match extension.shared_encoding() {
+                Some(key) => match prepared.encoded_frame(key, extension) {
+                    Some(frame) => frame,
+                    None => prepared.plain_frame(),
+                },
+                None => return self.send_message_with(prepared.message().clone(), true),
+            },
+        };
+        write_prepared(frame, &mut self.output);
         Ok(())
     }
 

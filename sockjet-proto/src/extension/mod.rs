@@ -93,6 +93,16 @@ pub trait Extension: fmt::Debug + Send {
     /// the reserved bit), e.g. because it is too short to gain from compression.
     fn encode(&mut self, payload: &[u8], out: &mut BytesMut) -> bool;
 
+    /// A key for [`encode`](Self::encode)'s output when it depends on nothing but the
+    /// payload and this key: no state carried from message to message (permessage-deflate
+    /// without context takeover). Two extensions with the same key encode any payload to
+    /// the same bytes, so a message broadcast to many connections is encoded once per key
+    /// ([`PreparedMessage`](crate::PreparedMessage)). `None` (the default): encoded per
+    /// connection.
+    fn shared_encoding(&self) -> Option<u64> {
+        None
+    }
+
     /// Decodes one frame of an incoming message whose first frame had the reserved bit,
     /// appending the result to `out`, which holds what the message's earlier frames
     /// decoded to. `fin` is set on the message's last frame. `out` must not grow past

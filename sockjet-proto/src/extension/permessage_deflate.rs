@@ -784,6 +784,21 @@ impl Extension for PerMessageDeflate {
         true
     }
 
+    fn shared_encoding(&self) -> Option<u64> {
+        // Without context takeover the compressor starts afresh for each message, so the
+        // output depends only on the payload and these settings (zlib is deterministic).
+        if !self.reset_compressor {
+            return None;
+        }
+        let threshold = u64::try_from(self.threshold).unwrap_or(u64::MAX >> 24);
+        Some(
+            u64::from(self.compress_window_bits)
+                | (self.compress_level as u8 as u64) << 8
+                | (self.compress_mem_level as u8 as u64) << 16
+                | threshold << 24,
+        )
+    }
+
     fn decode(
         &mut self,
         payload: &[u8],

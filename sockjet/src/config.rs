@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use sockjet_proto::Config;
 
+use crate::SlowReceiver;
+
 /// Options shared by client and server connections.
 ///
 /// The defaults are Python `websockets`' (ping every 20 s, 20 s to answer, 10 s to open
@@ -32,8 +34,11 @@ pub struct ConnectionConfig {
     pub close_timeout: Option<Duration>,
     /// Messages received but not yet taken by `recv`; above it, reading pauses.
     pub max_queue: usize,
-    /// `send` waits while more than this many bytes are waiting to be written.
+    /// `send` waits while more than this many bytes are waiting to be written; a
+    /// [`broadcast`](crate::broadcast) finds the connection's queue full above it.
     pub write_limit: usize,
+    /// What a [`broadcast`](crate::broadcast) does when this connection's queue is full.
+    pub slow_receiver: SlowReceiver,
 }
 
 impl Default for ConnectionConfig {
@@ -46,6 +51,7 @@ impl Default for ConnectionConfig {
             close_timeout: Some(Duration::from_secs(10)),
             max_queue: 16,
             write_limit: 64 * 1024,
+            slow_receiver: SlowReceiver::Drop,
         }
     }
 }
@@ -116,6 +122,19 @@ impl ConnectionConfig {
     /// ```
     pub fn write_limit(mut self, bytes: usize) -> Self {
         self.write_limit = bytes;
+        self
+    }
+
+    /// Sets [`slow_receiver`](Self::slow_receiver).
+    ///
+    /// ```
+    /// use sockjet::{CloseCode, ConnectionConfig, SlowReceiver};
+    /// let config = ConnectionConfig::default()
+    ///     .slow_receiver(SlowReceiver::Close(CloseCode::POLICY_VIOLATION));
+    /// assert_eq!(config.slow_receiver, SlowReceiver::Close(CloseCode::POLICY_VIOLATION));
+    /// ```
+    pub fn slow_receiver(mut self, policy: SlowReceiver) -> Self {
+        self.slow_receiver = policy;
         self
     }
 

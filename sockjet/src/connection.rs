@@ -150,6 +150,8 @@ pub(crate) struct Inner {
     pub(crate) discard_messages: bool,
     max_queue: usize,
     pub(crate) timed_out: Option<&'static str>,
+    /// Broadcast messages skipped because the outgoing queue was full.
+    pub(crate) dropped_messages: u64,
 }
 
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -199,6 +201,7 @@ impl Shared {
                 discard_messages: false,
                 max_queue: config.max_queue,
                 timed_out: None,
+                dropped_messages: 0,
             }),
             config,
             id,
@@ -336,15 +339,7 @@ impl Shared {
     }
 
     fn start_close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        let mut inner = self.lock();
-        inner.discard_messages = true;
-        if inner.proto.state() == State::Open {
-            inner.proto.send_close(code, reason)?;
-        }
-        inner.flush_with_driver_waker();
-        inner.read_wanted = true;
-        inner.wake_driver();
-        Ok(())
+        self.lock().start_close(code, reason)
     }
 
     fn start_ping(&self, payload: Option<[u8; 4]>) -> Result<oneshot::Receiver<Duration>, Error> {
@@ -590,7 +585,21 @@ impl Inner {
         Ok(())
     }
 
-    fn after_send(&mut self) {
+    /// Sends a close frame (if still open), stops delivering messages, and makes sure the
+    /// rest of the closing handshake is read.
+    pub(crate) fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.discard_messages = true;
+        if self.proto.state() == State::Open {
+            self.proto.send_close(code, reason)?;
+        }
+        self.flush_with_driver_waker();
+        self.read_wanted = true;
+        self.wake_driver();
+        Ok(())
+    }
+
+    /// Writes what was just queued now, or defers it to coalesce a burst of replies.
+    pub(crate) fn after_send(&mut self) {
         if self.inbound.is_empty() && self.proto.buffered_len() == 0 {
             self.flush_with_driver_waker();
         } else if !self.flush_deferred {
@@ -1151,6 +1160,30 @@ impl Sender {
     /// ```
     pub async fn send_bytes(&self, data: Bytes) -> Result<(), Error> {
         send(&self.shared, Message::Binary(data), true).await
+    }
+
+    /// Broadcast messages this connection missed because its outgoing queue was full
+    /// (see [`SlowReceiver::Drop`](crate::SlowReceiver::Drop)).
+    ///
+    /// ```no_run
+    /// # fn f(s: &sockjet::Sender) { println!("{} dropped", s.dropped_messages()); }
+    /// ```
+    pub fn dropped_messages(&self) -> u64 {
+        self.shared.lock().dropped_messages
+    }
+
+    /// Bytes queued for this connection and not yet written to its socket (like the
+    /// browser's `WebSocket.bufferedAmount`).
+    ///
+    /// ```no_run
+    /// # fn f(s: &sockjet::Sender) { println!("{} bytes waiting", s.buffered_amount()); }
+    /// ```
+    pub fn buffered_amount(&self) -> usize {
+        self.shared.lock().pending_write_len()
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 }
 

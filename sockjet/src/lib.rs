@@ -25,6 +25,7 @@
 //! }
 //! ```
 
+mod broadcast;
 mod client;
 mod config;
 mod connection;
@@ -38,6 +39,7 @@ pub use sockjet_proto::{
     Bytes, CloseCode, CloseFrame, ConnectionClosed, Message, Request, Response, State, Utf8Bytes,
 };
 
+pub use broadcast::{Broadcast, BroadcastReport, SlowReceiver, broadcast};
 pub use client::{ClientBuilder, connect, parse_url};
 pub use config::ConnectionConfig;
 pub use connection::{Connection, ConnectionId, Sender, Transport};

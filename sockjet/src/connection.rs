@@ -1182,6 +1182,19 @@ impl Sender {
         self.shared.lock().pending_write_len()
     }
 
+    /// Waits until the connection is closed and returns how it ended; see
+    /// [`Connection::closed`]. Lets a room or a hub forget a member when it leaves.
+    ///
+    /// ```no_run
+    /// # async fn f(s: sockjet::Sender) {
+    /// let closed = s.closed().await;
+    /// println!("member left: {closed}");
+    /// # }
+    /// ```
+    pub async fn closed(&self) -> ConnectionClosed {
+        std::future::poll_fn(|cx| self.shared.poll_closed(cx)).await
+    }
+
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
     }

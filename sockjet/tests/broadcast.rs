@@ -96,6 +96,14 @@ async fn every_receiver_gets_the_message_and_closed_ones_are_skipped() {
         }
     })
     .await;
+    for member in members.iter().filter(|m| m.is_closed()) {
+        let closed = within(member.closed()).await;
+        assert_eq!(
+            closed.code(),
+            CloseCode::NORMAL_CLOSURE,
+            "Sender::closed: {closed}"
+        );
+    }
     let report = broadcast(&members, "after");
     assert_eq!((report.queued, report.not_open), (15, 5));
     for client in &mut clients {

@@ -188,13 +188,12 @@ impl Upgrade {
     /// Sets the client's address, for [`Connection::peer_addr`]; the HTTP server knows it.
     ///
     /// ```
-    /// # fn f(upgrade: sockjet::Upgrade) {
-    /// let upgrade = upgrade.peer_addr(Some("127.0.0.1:50000".parse().unwrap()));
+    /// # fn f(mut upgrade: sockjet::Upgrade) {
+    /// upgrade.set_peer_addr(Some("127.0.0.1:50000".parse().unwrap()));
     /// # }
     /// ```
-    pub fn peer_addr(mut self, addr: Option<SocketAddr>) -> Self {
+    pub fn set_peer_addr(&mut self, addr: Option<SocketAddr>) {
         self.peer_addr = addr;
-        self
     }
 
     /// Fixes the response. Send the returned response through the HTTP server; once it

@@ -72,14 +72,14 @@ async fn accept_one(
 ) -> Result<(PendingUpgrade, TcpStream, Bytes), StatusCode> {
     let (mut stream, peer) = within(listener.accept()).await.unwrap();
     let (request, read_ahead) = read_request(&mut stream).await;
-    let upgrade = builder.upgrade(&request);
-    let mut upgrade = match upgrade {
-        Ok(upgrade) => upgrade.peer_addr(Some(peer)),
+    let mut upgrade = match builder.upgrade(&request) {
+        Ok(upgrade) => upgrade,
         Err(refusal) => {
             write_response(&mut stream, &refusal).await;
             return Err(refusal.status());
         }
     };
+    upgrade.set_peer_addr(Some(peer));
     if let Some(subprotocol) = subprotocol {
         upgrade
             .response_mut()

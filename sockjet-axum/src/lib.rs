@@ -7,9 +7,7 @@
 //!
 //! - [`WebSocketUpgrade`] (feature `axum`, on by default): an axum extractor, used like
 //!   axum's own `WebSocketUpgrade`.
-//! - [`hyper::upgrade`](crate::hyper::upgrade) and
-//!   [`hyper::is_upgrade_request`](crate::hyper::is_upgrade_request): for a plain hyper
-//!   service.
+//! - [`hyper::upgrade`] and [`hyper::is_upgrade_request`]: for a plain hyper service.
 //!
 //! Both accept the HTTP/1.1 `Upgrade` handshake and WebSockets over HTTP/2 (RFC 8441
 //! extended CONNECT: `axum::serve` enables it; a hyper server needs

@@ -5,11 +5,13 @@
 //! peers are small scripted programs in `peers/` that print one JSON line per observation;
 //! this crate finds them ([`deps`]), runs them ([`process`]) and plays sockjet's side of
 //! the same script: [`scenario`] without compression, [`deflate`] with permessage-deflate
-//! (RFC 7692) in several configurations of both sides.
+//! (RFC 7692) in several configurations of both sides, and [`axum`] with sockjet behind
+//! an axum app.
 //!
 //! Their dependencies are installed by `scripts/install-test-deps.sh`; a test whose
 //! dependency is missing fails and says so.
 
+pub mod axum;
 pub mod deflate;
 pub mod deps;
 pub mod process;

@@ -217,3 +217,15 @@ async fn deflate_off_sockjet_client_with_python_server() {
     )
     .await;
 }
+
+// ----- behind axum -----
+
+/// Python `websockets` client ↔ sockjet behind an axum app (sockjet-axum's extractor).
+#[tokio::test]
+async fn axum_app_with_python_client() {
+    sockjet_interop::axum::axum_server_with(PeerCommand::python(
+        "python client",
+        "python_client.py",
+    ))
+    .await;
+}

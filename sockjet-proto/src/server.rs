@@ -1,6 +1,8 @@
 //! [`ServerProtocol`]: the server side of the opening handshake (RFC 6455 §4.2), then the
 //! open connection.
 
+mod upgrade;
+
 use std::mem;
 
 use bytes::{Bytes, BytesMut};
@@ -17,6 +19,8 @@ use crate::{
     outgoing::Outgoing,
     protocol::{Event, Protocol, Side, State},
 };
+
+use upgrade::RequestSource;
 
 /// The server end of a connection, from the first byte of the HTTP request to the end.
 ///
@@ -88,6 +92,9 @@ pub struct ServerProtocol {
     eof_queued: bool,
     /// That EOF has not been collected by [`eof_to_send`](Self::eof_to_send) yet.
     eof_pending: bool,
+    /// Where the request came from: the bytes of [`receive_data`](Self::receive_data), or
+    /// another HTTP server (see [`receive_parsed_request`](Self::receive_parsed_request)).
+    source: RequestSource,
 }
 
 #[derive(Debug)]
@@ -136,6 +143,7 @@ impl ServerProtocol {
             eof_received: false,
             eof_queued: false,
             eof_pending: false,
+            source: RequestSource::Wire,
         }
     }
 
@@ -350,6 +358,9 @@ impl ServerProtocol {
     /// assert_eq!(response.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     /// ```
     pub fn accept(&self, request: &Request) -> Response {
+        if self.source == RequestSource::ExtendedConnect {
+            return self.accept_extended_connect();
+        }
         let key = match validate_key(request.headers()) {
             Ok(key) => key,
             Err(error) => return self.reject(error.status(), &error.to_string()),
@@ -430,6 +441,12 @@ impl ServerProtocol {
     /// frames. Any other status closes it: [`eof_to_send`](Self::eof_to_send) becomes
     /// `true` and further input is ignored.
     ///
+    /// For a request taken with [`receive_parsed_request`](Self::receive_parsed_request) or
+    /// [`receive_extended_connect`](Self::receive_extended_connect), the HTTP server that
+    /// read it sends the response: nothing goes to [`outgoing`](Self::outgoing), and a
+    /// rejection leaves the connection to that server. After an extended CONNECT, any 2xx
+    /// opens the connection (RFC 8441 §5).
+    ///
     /// A 101 may only answer a request that was received; a rejection may also be sent
     /// earlier, without waiting for the request.
     ///
@@ -447,7 +464,7 @@ impl ServerProtocol {
     /// assert!(server.eof_to_send());
     /// ```
     pub fn send_response(&mut self, response: Response) -> Result<(), ApiMisuse> {
-        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let switching = self.source.is_success(response.status());
         match self.phase {
             Phase::RequestReceived => {}
             Phase::ReadingRequest if !switching => {}
@@ -455,9 +472,16 @@ impl ServerProtocol {
         }
         // The application may answer without having taken the request.
         self.pending_request = None;
-        self.write_response(&response);
+        // A request read by another HTTP server is answered by that server, which keeps
+        // the connection if it is not upgraded: nothing to write, nothing to close.
+        if self.source == RequestSource::Wire {
+            self.write_response(&response);
+        }
         if !switching {
-            self.close_after_response();
+            match self.source {
+                RequestSource::Wire => self.close_after_response(),
+                _ => self.phase = Phase::Closed,
+            }
             return Ok(());
         }
         self.subprotocol = response

@@ -33,6 +33,7 @@ mod driver;
 mod error;
 mod server;
 mod socket;
+mod upgraded;
 
 pub use sockjet_proto as proto;
 pub use sockjet_proto::{
@@ -45,3 +46,4 @@ pub use config::ConnectionConfig;
 pub use connection::{Connection, ConnectionId, Sender, Transport};
 pub use error::{Error, ErrorKind};
 pub use server::{Server, ServerBuilder, serve};
+pub use upgraded::{PendingUpgrade, Upgrade};

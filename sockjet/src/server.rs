@@ -63,8 +63,8 @@ where
 #[derive(Clone, Debug, Default)]
 pub struct ServerBuilder {
     /// Shared by every connection, rather than copied into each.
-    connection: Arc<ConnectionConfig>,
-    handshake: ServerConfig,
+    pub(crate) connection: Arc<ConnectionConfig>,
+    pub(crate) handshake: ServerConfig,
 }
 
 impl ServerBuilder {

@@ -25,13 +25,18 @@
 //! }
 //! ```
 
+pub mod auth;
 mod client;
 mod config;
 mod connection;
 mod driver;
 mod error;
+pub mod hooks;
+pub mod origin;
+pub mod router;
 mod server;
 mod socket;
+mod subprotocol;
 
 pub use sockjet_proto as proto;
 pub use sockjet_proto::{
@@ -42,4 +47,5 @@ pub use client::{ClientBuilder, connect, parse_url};
 pub use config::ConnectionConfig;
 pub use connection::{Connection, ConnectionId, Sender, Transport};
 pub use error::{Error, ErrorKind};
+pub use router::Router;
 pub use server::{Server, ServerBuilder, serve};

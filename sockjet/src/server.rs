@@ -1,8 +1,9 @@
 //! [`serve`], [`Server`] and [`ServerBuilder`]: accept TCP connections, run the opening
 //! handshake, and hand each WebSocket to a handler task.
 
-use std::{future::Future, io, net::SocketAddr, sync::Arc};
+use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
+use http::StatusCode;
 use sockjet_proto::{Event, Outgoing, ServerConfig, ServerProtocol};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -15,6 +16,7 @@ use crate::{
     connection::{Connection, Handshake, HandshakeResponse, Shared, Transport},
     driver,
     error::{Error, ErrorKind},
+    hooks::{Hooks, finish_http_response},
     socket::Socket,
 };
 
@@ -65,6 +67,8 @@ pub struct ServerBuilder {
     /// Shared by every connection, rather than copied into each.
     connection: Arc<ConnectionConfig>,
     handshake: ServerConfig,
+    /// Request and response hooks, subprotocols (see `hooks.rs`).
+    pub(crate) hooks: Hooks,
 }
 
 impl ServerBuilder {
@@ -80,7 +84,9 @@ impl ServerBuilder {
     }
 
     /// Sets the handshake options (HTTP head limits). The protocol limits come from
-    /// [`connection`](Self::connection).
+    /// [`connection`](Self::connection), and
+    /// [`deliver_invalid_requests`](ServerConfig::deliver_invalid_requests) is always on,
+    /// so that [request hooks](crate::hooks) see every well-formed request.
     ///
     /// ```
     /// let builder = sockjet::Server::builder()
@@ -145,7 +151,7 @@ impl ServerBuilder {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
-    settings: Arc<ServerBuilder>,
+    pub(crate) settings: Arc<ServerBuilder>,
 }
 
 impl Server {
@@ -294,6 +300,7 @@ pub(crate) async fn accept_on(
 ) -> Result<Connection, Error> {
     let mut handshake_config = settings.handshake.clone();
     handshake_config.protocol = settings.connection.protocol.clone();
+    handshake_config.deliver_invalid_requests = true;
     let mut proto = ServerProtocol::new(handshake_config);
     let exchange = async {
         loop {
@@ -301,9 +308,35 @@ pub(crate) async fn accept_on(
             if read == 0 {
                 proto.receive_eof();
             }
-            if let Some(Event::Request(request)) = proto.next_event() {
-                let response = proto.accept(&request);
-                proto.send_response(response)?;
+            if let Some(Event::Request(mut request)) = proto.next_event() {
+                let answered = settings.hooks.run_request_hooks(&mut request, peer).await;
+                let answer = settings.hooks.answer(&proto, request, answered);
+                let (request, mut response) = (answer.request, answer.response);
+                let status = response.status();
+                if status != StatusCode::SWITCHING_PROTOCOLS {
+                    let server = settings.handshake.server_header.as_deref();
+                    finish_http_response(request.method(), &mut response, server);
+                }
+                if let Err(misuse) = proto.send_response(response) {
+                    // A response hook made a 101 out of the answer to a request that is
+                    // not a handshake.
+                    tracing::error!(%misuse, "invalid handshake response");
+                    let refusal = proto.reject(StatusCode::INTERNAL_SERVER_ERROR, "");
+                    proto.send_response(refusal)?;
+                    answer_and_close(&mut stream, proto.outgoing()).await?;
+                    return Err(Error::from(misuse));
+                }
+                if status != StatusCode::SWITCHING_PROTOCOLS {
+                    answer_and_close(&mut stream, proto.outgoing()).await?;
+                    let error = match (answer.by_hook, proto.handshake_error()) {
+                        (false, Some(error)) => Error::from(error.clone()),
+                        (true, _) => Error::new(ErrorKind::Handshake)
+                            .with_source(format!("answered by a request hook with HTTP {status}")),
+                        (false, None) => Error::new(ErrorKind::Handshake)
+                            .with_source(format!("refused with HTTP {status}")),
+                    };
+                    return Err(error);
+                }
                 // Keep the response as the bytes sent: parsed headers would cost a few
                 // times more for every connection, and few handlers look at them.
                 let mut head = Vec::new();
@@ -316,17 +349,26 @@ pub(crate) async fn accept_on(
             if let Some(error) = proto.handshake_error() {
                 let error = error.clone();
                 // The core wrote the HTTP error response; deliver it, then close.
-                write_all_outgoing(&mut stream, proto.outgoing()).await?;
-                let _ = stream.shutdown().await;
+                answer_and_close(&mut stream, proto.outgoing()).await?;
                 return Err(Error::from(error));
             }
         }
     };
-    let (request, response) = match settings.connection.open_timeout {
+    let outcome = match settings.connection.open_timeout {
         Some(timeout) => tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| Error::new(ErrorKind::Timeout))??,
-        None => exchange.await?,
+            .unwrap_or_else(|_| Err(Error::new(ErrorKind::Timeout))),
+        None => exchange.await,
+    };
+    let (request, response) = match outcome {
+        Ok(exchanged) => exchanged,
+        Err(error) => {
+            if proto.close_expected() {
+                // An HTTP answer was sent: close without a reset, in the background.
+                tokio::spawn(linger_close(stream).in_current_span());
+            }
+            return Err(error);
+        }
     };
     let handshake = Handshake {
         request,
@@ -340,6 +382,40 @@ pub(crate) async fn accept_on(
         handshake,
     ))
 }
+
+/// Writes an HTTP response that refuses or answers the request, and half-closes; then
+/// [`linger_close`] closes.
+async fn answer_and_close(stream: &mut Socket, outgoing: &mut Outgoing) -> io::Result<()> {
+    write_all_outgoing(stream, outgoing).await?;
+    let _ = stream.shutdown().await;
+    Ok(())
+}
+
+/// Closes a connection after an HTTP answer without resetting it.
+///
+/// RFC 9112 §9.6: "If a server performs an immediate close of a TCP connection, there is a
+/// significant risk that the client will not be able to read the last HTTP response" (a
+/// close with unread input sends a reset, which can discard the response at the client).
+/// So after the response and a half-close, what the client still sends is read and
+/// dropped until it closes too, for a bounded time and number of bytes.
+async fn linger_close(mut stream: Socket) {
+    let drain = async {
+        let mut scratch = [0u8; 4096];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => drained += read,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
+/// How long, and how many bytes, the server reads after answering a request it will not
+/// upgrade, waiting for the client to close first.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
 
 pub(crate) async fn write_all_outgoing<T: Transport>(
     stream: &mut T,

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use sockjet_proto::Config;
 
+use crate::rate_limit::RateLimit;
+
 /// Options shared by client and server connections.
 ///
 /// The defaults are Python `websockets`' (ping every 20 s, 20 s to answer, 10 s to open
@@ -34,6 +36,8 @@ pub struct ConnectionConfig {
     pub max_queue: usize,
     /// `send` waits while more than this many bytes are waiting to be written.
     pub write_limit: usize,
+    /// Limits how fast the peer may send messages; `None` (the default) for no limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for ConnectionConfig {
@@ -46,6 +50,7 @@ impl Default for ConnectionConfig {
             close_timeout: Some(Duration::from_secs(10)),
             max_queue: 16,
             write_limit: 64 * 1024,
+            rate_limit: None,
         }
     }
 }
@@ -116,6 +121,21 @@ impl ConnectionConfig {
     /// ```
     pub fn write_limit(mut self, bytes: usize) -> Self {
         self.write_limit = bytes;
+        self
+    }
+
+    /// Sets [`rate_limit`](Self::rate_limit): a token bucket on received messages, checked
+    /// as the application takes each one; over it, the connection is closed with 1008 (or
+    /// the message dropped, as the [`RateLimit`] says).
+    ///
+    /// ```
+    /// use sockjet::{ConnectionConfig, RateLimit};
+    /// let config = ConnectionConfig::default()
+    ///     .rate_limit(Some(RateLimit::messages_per_second(100).burst(200)));
+    /// assert!(config.rate_limit.is_some());
+    /// ```
+    pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.rate_limit = limit;
         self
     }
 

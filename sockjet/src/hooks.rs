@@ -257,6 +257,12 @@ impl Hooks {
     ) -> Answer {
         let by_hook = answered.is_some();
         let mut response = match answered {
+            // Only the handshake may switch protocols: a hand-made 101 would lack
+            // `Sec-WebSocket-Accept` and the negotiated extensions.
+            Some(response) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                tracing::error!("a request hook answered 101; return None to accept instead");
+                respond(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
+            }
             Some(response) => response,
             None => {
                 let response = proto.accept(&request);
@@ -279,6 +285,27 @@ impl Hooks {
             response,
             by_hook,
         }
+    }
+}
+
+/// The source of the error `accept` returns for a request a hook answered: not a failure
+/// of the server, so the accept loop logs it quietly (a health check every few seconds
+/// would fill the log).
+#[derive(Debug)]
+pub(crate) struct AnsweredByHook(pub(crate) StatusCode);
+
+impl fmt::Display for AnsweredByHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "answered by a request hook with HTTP {}", self.0)
+    }
+}
+
+impl std::error::Error for AnsweredByHook {}
+
+impl AnsweredByHook {
+    /// Whether `error` is the answer of a request hook.
+    pub(crate) fn is_source_of(error: &crate::Error) -> bool {
+        std::error::Error::source(error).is_some_and(|source| source.is::<Self>())
     }
 }
 

@@ -16,7 +16,7 @@ use crate::{
     connection::{Connection, Handshake, HandshakeResponse, Shared, Transport},
     driver,
     error::{Error, ErrorKind},
-    hooks::{Hooks, finish_http_response},
+    hooks::{AnsweredByHook, Hooks, finish_http_response},
     socket::Socket,
 };
 
@@ -261,6 +261,9 @@ impl Server {
                             tracing::info!("connection open");
                             handler(connection).await;
                         }
+                        Err(error) if AnsweredByHook::is_source_of(&error) => {
+                            tracing::debug!(%error, "answered over HTTP");
+                        }
                         Err(error) => tracing::info!(%error, "handshake failed"),
                     }
                 }
@@ -330,8 +333,9 @@ pub(crate) async fn accept_on(
                     answer_and_close(&mut stream, proto.outgoing()).await?;
                     let error = match (answer.by_hook, proto.handshake_error()) {
                         (false, Some(error)) => Error::from(error.clone()),
-                        (true, _) => Error::new(ErrorKind::Handshake)
-                            .with_source(format!("answered by a request hook with HTTP {status}")),
+                        (true, _) => {
+                            Error::new(ErrorKind::Handshake).with_source(AnsweredByHook(status))
+                        }
                         (false, None) => Error::new(ErrorKind::Handshake)
                             .with_source(format!("refused with HTTP {status}")),
                     };

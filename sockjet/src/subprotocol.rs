@@ -43,7 +43,13 @@ impl SubprotocolPolicy {
         };
         let chosen = match &self.select {
             Some(select) => {
-                let chosen = select(request, &offered);
+                let selected = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    select(request, &offered)
+                }));
+                let Ok(chosen) = selected else {
+                    tracing::error!("the subprotocol selection function panicked; answering 500");
+                    return respond(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n");
+                };
                 // RFC 6455 §4.2.2: the value "MUST be derived from the client's handshake,
                 // specifically by selecting one of the values from the
                 // |Sec-WebSocket-Protocol| field". Anything else is a bug in the selection

@@ -214,3 +214,15 @@ async fn a_response_hook_cannot_upgrade_a_plain_request() {
     let raw = raw_exchange(addr, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
     assert_eq!(raw.status, 500);
 }
+
+#[tokio::test]
+async fn a_request_hook_cannot_answer_101() {
+    let builder = Server::builder().process_request(|_request, _peer| {
+        let mut response = respond(StatusCode::OK, "");
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        Some(response)
+    });
+    let addr = start(builder, |ws| async move { drop(ws) }).await;
+    let raw = raw_exchange(addr, &upgrade_request("/", "")).await;
+    assert_eq!(raw.status, 500);
+}

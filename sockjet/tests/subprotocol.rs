@@ -142,3 +142,17 @@ async fn the_client_fails_when_the_server_picks_one_it_did_not_offer() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_panicking_selection_function_answers_500() {
+    let builder = Server::builder().select_subprotocol(|_, offered| {
+        assert!(!offered.contains(&"boom"), "selection bug");
+        None
+    });
+    let addr = subprotocol_server(builder).await;
+    assert_eq!(
+        refused_status(offering(addr, &["boom"]).await),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(agreed(addr, &["fine"]).await, None);
+}

@@ -50,7 +50,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use sockjet_proto::{Request, Response, ServerProtocol};
 
 use crate::{server::ServerBuilder, subprotocol::SubprotocolPolicy};
@@ -288,27 +288,6 @@ impl Hooks {
     }
 }
 
-/// The source of the error `accept` returns for a request a hook answered: not a failure
-/// of the server, so the accept loop logs it quietly (a health check every few seconds
-/// would fill the log).
-#[derive(Debug)]
-pub(crate) struct AnsweredByHook(pub(crate) StatusCode);
-
-impl fmt::Display for AnsweredByHook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "answered by a request hook with HTTP {}", self.0)
-    }
-}
-
-impl std::error::Error for AnsweredByHook {}
-
-impl AnsweredByHook {
-    /// Whether `error` is the answer of a request hook.
-    pub(crate) fn is_source_of(error: &crate::Error) -> bool {
-        std::error::Error::source(error).is_some_and(|source| source.is::<Self>())
-    }
-}
-
 /// What to send in answer to a request.
 pub(crate) struct Answer {
     /// The request as the hooks left it (with their extensions).
@@ -316,34 +295,6 @@ pub(crate) struct Answer {
     pub(crate) response: Response,
     /// A request hook answered (rather than the handshake).
     pub(crate) by_hook: bool,
-}
-
-/// Makes a response other than a 101 safe to send before closing: a `Content-Length`
-/// that matches the body (never chunked: nothing follows it), `Connection: close`, and no
-/// body for a `HEAD` request (RFC 9110 §9.3.2).
-pub(crate) fn finish_http_response(method: &Method, response: &mut Response, server: Option<&str>) {
-    let headers = response.headers_mut();
-    headers.remove(header::TRANSFER_ENCODING);
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    if let Some(server) = server.and_then(|value| HeaderValue::from_str(value).ok()) {
-        headers.entry(header::SERVER).or_insert(server);
-    }
-    let status = response.status();
-    let has_body = !(status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED);
-    if has_body {
-        let length = HeaderValue::from(response.body().len());
-        response
-            .headers_mut()
-            .insert(header::CONTENT_LENGTH, length);
-    } else {
-        response.headers_mut().remove(header::CONTENT_LENGTH);
-        *response.body_mut() = Bytes::new();
-    }
-    if method == Method::HEAD {
-        *response.body_mut() = Bytes::new();
-    }
 }
 
 /// Builds a plain-text response, for a hook to answer with: `Content-Type: text/plain;

@@ -32,6 +32,7 @@ mod connection;
 mod driver;
 mod error;
 pub mod hooks;
+mod http_answer;
 pub mod origin;
 mod rate_limit;
 pub mod router;

@@ -1,9 +1,8 @@
 //! [`serve`], [`Server`] and [`ServerBuilder`]: accept TCP connections, run the opening
 //! handshake, and hand each WebSocket to a handler task.
 
-use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
-use http::StatusCode;
 use sockjet_proto::{Event, Outgoing, ServerConfig, ServerProtocol};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -16,7 +15,8 @@ use crate::{
     connection::{Connection, Handshake, HandshakeResponse, Shared, Transport},
     driver,
     error::{Error, ErrorKind},
-    hooks::{AnsweredByHook, Hooks, finish_http_response},
+    hooks::Hooks,
+    http_answer::{AnsweredByHook, answer_and_close, answer_request, linger_close},
     socket::Socket,
 };
 
@@ -311,36 +311,12 @@ pub(crate) async fn accept_on(
             if read == 0 {
                 proto.receive_eof();
             }
-            if let Some(Event::Request(mut request)) = proto.next_event() {
-                let answered = settings.hooks.run_request_hooks(&mut request, peer).await;
-                let answer = settings.hooks.answer(&proto, request, answered);
-                let (request, mut response) = (answer.request, answer.response);
-                let status = response.status();
-                if status != StatusCode::SWITCHING_PROTOCOLS {
-                    let server = settings.handshake.server_header.as_deref();
-                    finish_http_response(request.method(), &mut response, server);
-                }
-                if let Err(misuse) = proto.send_response(response) {
-                    // A response hook made a 101 out of the answer to a request that is
-                    // not a handshake.
-                    tracing::error!(%misuse, "invalid handshake response");
-                    let refusal = proto.reject(StatusCode::INTERNAL_SERVER_ERROR, "");
-                    proto.send_response(refusal)?;
-                    answer_and_close(&mut stream, proto.outgoing()).await?;
-                    return Err(Error::from(misuse));
-                }
-                if status != StatusCode::SWITCHING_PROTOCOLS {
-                    answer_and_close(&mut stream, proto.outgoing()).await?;
-                    let error = match (answer.by_hook, proto.handshake_error()) {
-                        (false, Some(error)) => Error::from(error.clone()),
-                        (true, _) => {
-                            Error::new(ErrorKind::Handshake).with_source(AnsweredByHook(status))
-                        }
-                        (false, None) => Error::new(ErrorKind::Handshake)
-                            .with_source(format!("refused with HTTP {status}")),
-                    };
-                    return Err(error);
-                }
+            if let Some(Event::Request(request)) = proto.next_event() {
+                let server_header = settings.handshake.server_header.as_deref();
+                let hooks = &settings.hooks;
+                let request =
+                    answer_request(hooks, server_header, &mut proto, &mut stream, request, peer)
+                        .await?;
                 // Keep the response as the bytes sent: parsed headers would cost a few
                 // times more for every connection, and few handlers look at them.
                 let mut head = Vec::new();
@@ -386,40 +362,6 @@ pub(crate) async fn accept_on(
         handshake,
     ))
 }
-
-/// Writes an HTTP response that refuses or answers the request, and half-closes; then
-/// [`linger_close`] closes.
-async fn answer_and_close(stream: &mut Socket, outgoing: &mut Outgoing) -> io::Result<()> {
-    write_all_outgoing(stream, outgoing).await?;
-    let _ = stream.shutdown().await;
-    Ok(())
-}
-
-/// Closes a connection after an HTTP answer without resetting it.
-///
-/// RFC 9112 §9.6: "If a server performs an immediate close of a TCP connection, there is a
-/// significant risk that the client will not be able to read the last HTTP response" (a
-/// close with unread input sends a reset, which can discard the response at the client).
-/// So after the response and a half-close, what the client still sends is read and
-/// dropped until it closes too, for a bounded time and number of bytes.
-async fn linger_close(mut stream: Socket) {
-    let drain = async {
-        let mut scratch = [0u8; 4096];
-        let mut drained = 0;
-        while drained < LINGER_BYTES {
-            match stream.read(&mut scratch).await {
-                Ok(0) | Err(_) => break,
-                Ok(read) => drained += read,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
-}
-
-/// How long, and how many bytes, the server reads after answering a request it will not
-/// upgrade, waiting for the client to close first.
-const LINGER_TIME: Duration = Duration::from_secs(1);
-const LINGER_BYTES: usize = 64 * 1024;
 
 pub(crate) async fn write_all_outgoing<T: Transport>(
     stream: &mut T,

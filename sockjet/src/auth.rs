@@ -341,7 +341,9 @@ pub struct BearerAuth {
 
 impl BearerAuth {
     /// Checks tokens with `check`, which returns the token's identity or `None`. For a
-    /// check that does not wait, return `std::future::ready(...)`.
+    /// check that does not wait, return `std::future::ready(...)`. A check that compares
+    /// the token with a secret should do so in constant time (`subtle::ConstantTimeEq`),
+    /// or look up a hash of it.
     ///
     /// ```
     /// let _auth = sockjet::auth::BearerAuth::new(|token| {

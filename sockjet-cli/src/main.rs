@@ -11,6 +11,7 @@
 mod bench;
 mod connect;
 mod format;
+mod policy;
 mod serve;
 
 use std::{
@@ -62,7 +63,8 @@ enum Command {
     ///
     /// Prints `listening on ws://ADDR` once it accepts connections (with the real port when
     /// ADDR ends in :0) and logs each connection on stderr. Ctrl-C or SIGTERM closes open
-    /// connections with 1001 (going away) and exits.
+    /// connections with 1001 (going away) and exits. A plain `GET /healthz` is answered
+    /// with 200 `ok`, before any origin or credential check.
     Serve(serve::ServeArgs),
     /// Open an interactive WebSocket session.
     ///

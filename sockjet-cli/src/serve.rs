@@ -6,7 +6,7 @@ use clap::Args;
 use sockjet::{CloseCode, Connection, Server};
 use tokio::sync::{mpsc, watch};
 
-use crate::{ConnectionArgs, Failure, io_message, parse_seconds, print_line};
+use crate::{ConnectionArgs, Failure, io_message, parse_seconds, policy::PolicyArgs, print_line};
 
 /// How long open connections get to finish their closing handshake after a shutdown
 /// signal: the library's default close timeout, so a well-behaved client is never cut off.
@@ -32,6 +32,9 @@ pub(crate) struct ServeArgs {
     /// 0 waits forever.
     #[arg(long, value_name = "SECS", default_value = "20", value_parser = parse_seconds)]
     ping_timeout: ::std::option::Option<Duration>,
+    /// Origins, credentials, rate limit.
+    #[command(flatten)]
+    policy: PolicyArgs,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM, then closes open connections with 1001.
@@ -44,8 +47,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failu
         .config()
         .ping_interval(args.ping_interval)
         .ping_timeout(args.ping_timeout);
-    let server = Server::builder()
-        .connection(config)
+    let builder = Server::builder().connection(args.policy.connection(config));
+    let server = args
+        .policy
+        .hooks(builder)
         .bind(args.addr.as_str())
         .await
         .map_err(|error| {

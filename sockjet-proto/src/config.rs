@@ -121,6 +121,15 @@ pub struct ServerConfig {
     /// Value of the `Server` header in every response, or `None` to send none.
     /// Default: `sockjet/<version>`.
     pub server_header: Option<String>,
+    /// Hand a request that is well-formed HTTP but not a valid opening handshake (a plain
+    /// `GET /healthz`, a `POST`, an HTTP/1.0 probe) to the application as
+    /// [`Event::Request`](crate::Event::Request), instead of answering it in the core,
+    /// so that it can be answered as plain HTTP (a health check, a small page).
+    /// [`ServerProtocol::request_error`](crate::ServerProtocol::request_error) then says
+    /// what is wrong with it, and [`accept`](crate::ServerProtocol::accept) answers it with
+    /// that error. Malformed HTTP and heads over the limits are still answered by the
+    /// core. Default: `false`.
+    pub deliver_invalid_requests: bool,
 }
 
 impl Default for ServerConfig {
@@ -131,6 +140,7 @@ impl Default for ServerConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
             server_header: Some(DEFAULT_PRODUCT.to_owned()),
+            deliver_invalid_requests: false,
         }
     }
 }
@@ -189,6 +199,17 @@ impl ServerConfig {
     /// ```
     pub fn server_header(mut self, value: Option<String>) -> Self {
         self.server_header = value;
+        self
+    }
+
+    /// Sets [`deliver_invalid_requests`](Self::deliver_invalid_requests).
+    ///
+    /// ```
+    /// let config = sockjet_proto::ServerConfig::default().deliver_invalid_requests(true);
+    /// assert!(config.deliver_invalid_requests);
+    /// ```
+    pub fn deliver_invalid_requests(mut self, deliver: bool) -> Self {
+        self.deliver_invalid_requests = deliver;
         self
     }
 }

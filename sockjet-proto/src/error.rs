@@ -217,6 +217,9 @@ pub enum ApiMisuse {
     BadFragmentSequence,
     /// The handshake call was made in the wrong state.
     NotConnecting,
+    /// A 101 was sent in answer to a request that is not a valid opening handshake (see
+    /// [`ServerConfig::deliver_invalid_requests`](crate::ServerConfig::deliver_invalid_requests)).
+    AcceptInvalidRequest,
 }
 
 impl fmt::Display for ApiMisuse {
@@ -228,6 +231,9 @@ impl fmt::Display for ApiMisuse {
             Self::UnsendableCloseCode(code) => write!(f, "close code {code} cannot be sent"),
             Self::BadFragmentSequence => f.write_str("fragments sent out of sequence"),
             Self::NotConnecting => f.write_str("handshake already done"),
+            Self::AcceptInvalidRequest => {
+                f.write_str("cannot accept a request that is not a valid opening handshake")
+            }
         }
     }
 }

@@ -26,7 +26,10 @@ use upgrade::RequestSource;
 ///
 /// It reads the opening handshake request and checks it against RFC 6455 §4.2.1. An
 /// invalid request never reaches the application: the core answers it with the matching
-/// HTTP error (400, 405, 414, 426, 431, 505), records [`handshake_error`] and closes. A
+/// HTTP error (400, 405, 414, 426, 431, 505), records [`handshake_error`] and closes
+/// (unless [`ServerConfig::deliver_invalid_requests`] asks to see well-formed HTTP
+/// requests that are not handshakes: then they come out as [`Event::Request`] too, and
+/// [`request_error`] says what is wrong with them). A
 /// valid one comes out of [`next_event`] as [`Event::Request`]; the application answers it
 /// with [`send_response`], passing [`accept`] (possibly edited: cookies, a subprotocol) or
 /// [`reject`]. After a 101 the connection is open and every method forwards to the inner
@@ -36,6 +39,7 @@ use upgrade::RequestSource;
 /// then write [`outgoing`] and half-close if [`eof_to_send`].
 ///
 /// [`handshake_error`]: Self::handshake_error
+/// [`request_error`]: Self::request_error
 /// [`next_event`]: Self::next_event
 /// [`send_response`]: Self::send_response
 /// [`accept`]: Self::accept
@@ -83,6 +87,11 @@ pub struct ServerProtocol {
     /// The valid request, until `next_event` returns it.
     pending_request: Option<Request>,
     handshake_error: Option<HandshakeError>,
+    /// Deliver well-formed requests that are not valid handshakes (see
+    /// [`ServerConfig::deliver_invalid_requests`]).
+    deliver_invalid_requests: bool,
+    /// What is wrong with the request delivered, if it is not a valid handshake.
+    request_error: Option<HandshakeError>,
     subprotocol: Option<String>,
     /// permessage-deflate parameters agreed with the request's offer, and the response
     /// header value that announces them.
@@ -138,6 +147,8 @@ impl ServerProtocol {
             server_header,
             pending_request: None,
             handshake_error: None,
+            deliver_invalid_requests: config.deliver_invalid_requests,
+            request_error: None,
             subprotocol: None,
             negotiated_deflate: None,
             eof_received: false,
@@ -180,6 +191,30 @@ impl ServerProtocol {
     /// ```
     pub fn handshake_error(&self) -> Option<&HandshakeError> {
         self.handshake_error.as_ref()
+    }
+
+    /// Why the request delivered by [`next_event`](Self::next_event) is not a valid
+    /// opening handshake, with [`ServerConfig::deliver_invalid_requests`] set; `None` for
+    /// a valid one. The application may answer such a request as plain HTTP (any status
+    /// but 101); [`accept`](Self::accept) answers it with this error. Once the response is
+    /// sent, the error moves to [`handshake_error`](Self::handshake_error).
+    ///
+    /// ```
+    /// use sockjet_proto::{Event, HandshakeError, ServerConfig, ServerProtocol};
+    /// use sockjet_proto::http::StatusCode;
+    /// let config = ServerConfig::default().deliver_invalid_requests(true);
+    /// let mut server = ServerProtocol::new(config);
+    /// server.receive_data(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+    /// let Some(Event::Request(request)) = server.next_event() else { panic!() };
+    /// assert_eq!(request.uri().path(), "/healthz");
+    /// assert_eq!(server.request_error(), Some(&HandshakeError::MissingHeader("Upgrade")));
+    /// let mut ok = sockjet_proto::Response::new("ok".into());
+    /// *ok.status_mut() = StatusCode::OK;
+    /// server.send_response(ok).unwrap();
+    /// assert!(server.eof_to_send());
+    /// ```
+    pub fn request_error(&self) -> Option<&HandshakeError> {
+        self.request_error.as_ref()
     }
 
     /// The subprotocol of the 101 response that was sent (its `Sec-WebSocket-Protocol`
@@ -345,6 +380,8 @@ impl ServerProtocol {
     ///
     /// A request that did not come from [`next_event`](Self::next_event) may lack a valid
     /// `Sec-WebSocket-Key`; it gets the 400 response of [`reject`](Self::reject) instead.
+    /// So does, with its own status, a request delivered although it is not a valid
+    /// handshake (see [`request_error`](Self::request_error)).
     ///
     /// ```
     /// use sockjet_proto::{Request, ServerConfig, ServerProtocol, http::StatusCode};
@@ -358,6 +395,9 @@ impl ServerProtocol {
     /// assert_eq!(response.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     /// ```
     pub fn accept(&self, request: &Request) -> Response {
+        if let Some(error) = &self.request_error {
+            return self.reject(error.status(), &error.to_string());
+        }
         if self.source == RequestSource::ExtendedConnect {
             return self.accept_extended_connect();
         }
@@ -453,7 +493,9 @@ impl ServerProtocol {
     /// # Errors
     ///
     /// [`ApiMisuse::NotConnecting`] if a response was already sent (or the core answered
-    /// an invalid request itself), or for a 101 before the request.
+    /// an invalid request itself), or for a 101 before the request;
+    /// [`ApiMisuse::AcceptInvalidRequest`] for a 101 in answer to a request that is not a
+    /// valid handshake (see [`request_error`](Self::request_error)).
     ///
     /// ```
     /// use sockjet_proto::{ServerConfig, ServerProtocol, State, http::StatusCode};
@@ -470,6 +512,11 @@ impl ServerProtocol {
             Phase::ReadingRequest if !switching => {}
             _ => return Err(ApiMisuse::NotConnecting),
         }
+        // RFC 6455 §4.2.1: a server that finds the request is not a valid handshake "MUST
+        // stop processing the client's handshake"; any answer but a 101 is fine.
+        if switching && self.request_error.is_some() {
+            return Err(ApiMisuse::AcceptInvalidRequest);
+        }
         // The application may answer without having taken the request.
         self.pending_request = None;
         // A request read by another HTTP server is answered by that server, which keeps
@@ -478,6 +525,7 @@ impl ServerProtocol {
             self.write_response(&response);
         }
         if !switching {
+            self.handshake_error = self.request_error.take();
             match self.source {
                 RequestSource::Wire => self.close_after_response(),
                 _ => self.phase = Phase::Closed,
@@ -603,21 +651,22 @@ impl ServerProtocol {
             Err(error) => return self.fail(error),
         };
         let head = self.input.split_to(head_len);
-        let request = parse_request(&head, self.head_parser.limits()).and_then(|request| {
-            validate_request(&request)?;
-            Ok(request)
-        });
-        let request = request.and_then(|request| {
+        let request = match parse_request(&head, self.head_parser.limits()) {
+            Ok(request) => request,
+            Err(error) => return self.fail(error),
+        };
+        let checked = validate_request(&request).and_then(|()| {
             self.negotiated_deflate = self.negotiate_deflate(&request)?;
-            Ok(request)
+            Ok(())
         });
-        match request {
-            Ok(request) => {
-                self.phase = Phase::RequestReceived;
-                self.pending_request = Some(request);
-            }
-            Err(error) => self.fail(error),
+        match checked {
+            Ok(()) => {}
+            // Well-formed HTTP, just not a handshake: the application may answer it.
+            Err(error) if self.deliver_invalid_requests => self.request_error = Some(error),
+            Err(error) => return self.fail(error),
         }
+        self.phase = Phase::RequestReceived;
+        self.pending_request = Some(request);
     }
 
     /// Picks the first acceptable permessage-deflate offer of the request, if compression

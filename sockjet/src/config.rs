@@ -5,6 +5,7 @@ use std::time::Duration;
 use sockjet_proto::Config;
 
 use crate::SlowReceiver;
+use crate::rate_limit::RateLimit;
 
 /// Options shared by client and server connections.
 ///
@@ -39,6 +40,8 @@ pub struct ConnectionConfig {
     pub write_limit: usize,
     /// What a [`broadcast`](crate::broadcast) does when this connection's queue is full.
     pub slow_receiver: SlowReceiver,
+    /// Limits how fast the peer may send messages; `None` (the default) for no limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for ConnectionConfig {
@@ -52,6 +55,7 @@ impl Default for ConnectionConfig {
             max_queue: 16,
             write_limit: 64 * 1024,
             slow_receiver: SlowReceiver::Drop,
+            rate_limit: None,
         }
     }
 }
@@ -135,6 +139,21 @@ impl ConnectionConfig {
     /// ```
     pub fn slow_receiver(mut self, policy: SlowReceiver) -> Self {
         self.slow_receiver = policy;
+        self
+    }
+
+    /// Sets [`rate_limit`](Self::rate_limit): a token bucket on received messages, checked
+    /// as the application takes each one; over it, the connection is closed with 1008 (or
+    /// the message dropped, as the [`RateLimit`] says).
+    ///
+    /// ```
+    /// use sockjet::{ConnectionConfig, RateLimit};
+    /// let config = ConnectionConfig::default()
+    ///     .rate_limit(Some(RateLimit::messages_per_second(100).burst(200)));
+    /// assert!(config.rate_limit.is_some());
+    /// ```
+    pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.rate_limit = limit;
         self
     }
 

@@ -40,6 +40,7 @@ use tokio_util::io::poll_write_buf;
 use crate::{
     config::ConnectionConfig,
     error::{Error, ErrorKind},
+    rate_limit::{RATE_LIMIT_REASON, RateLimitAction, RateLimiter},
     socket::Socket,
 };
 
@@ -152,6 +153,8 @@ pub(crate) struct Inner {
     pub(crate) timed_out: Option<&'static str>,
     /// Broadcast messages skipped because the outgoing queue was full.
     pub(crate) dropped_messages: u64,
+    /// The token buckets of `ConnectionConfig::rate_limit`, if any.
+    rate_limiter: Option<RateLimiter>,
 }
 
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -202,6 +205,7 @@ impl Shared {
                 max_queue: config.max_queue,
                 timed_out: None,
                 dropped_messages: 0,
+                rate_limiter: config.rate_limit.as_ref().and_then(RateLimiter::new),
             }),
             config,
             id,
@@ -223,6 +227,12 @@ impl Shared {
         // Bounded so one busy connection cannot starve its runtime thread.
         for _ in 0..RECV_BUDGET {
             if let Some(message) = inner.inbound.pop_front() {
+                let admitted = (inner.rate_limiter.as_mut())
+                    .is_none_or(|limiter| limiter.admit(message.len()));
+                if !admitted {
+                    inner.on_rate_limited();
+                    continue;
+                }
                 inner.recv_waiting = false;
                 if !inner.watchdog_armed {
                     // The driver stopped watching while we waited; if the application does
@@ -268,6 +278,13 @@ impl Shared {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    pub(crate) fn rate_limited(&self) -> u64 {
+        self.lock()
+            .rate_limiter
+            .as_ref()
+            .map_or(0, |limiter| limiter.dropped)
     }
 
     fn cancel_recv(&self) {
@@ -519,6 +536,34 @@ impl Inner {
         }
     }
 
+    /// A received message went over the rate limit: drop it, or close with 1008.
+    fn on_rate_limited(&mut self) {
+        let Some(limiter) = &mut self.rate_limiter else {
+            return;
+        };
+        match limiter.action {
+            RateLimitAction::Drop => limiter.dropped += 1,
+            RateLimitAction::Close => {
+                tracing::info!("rate limit exceeded; closing with 1008");
+                // RFC 6455 §7.4.1: 1008 "indicates that an endpoint is terminating the
+                // connection because it has received a message that violates its policy".
+                // Nothing the peer sent from now on reaches the application.
+                self.rate_limiter = None;
+                self.inbound.clear();
+                self.max_queue = 0;
+                self.discard_messages = true;
+                if self.proto.state() == State::Open {
+                    let _ = self
+                        .proto
+                        .send_close(CloseCode::POLICY_VIOLATION, RATE_LIMIT_REASON);
+                }
+                self.flush_with_driver_waker();
+                self.read_wanted = true;
+                self.wake_driver();
+            }
+        }
+    }
+
     fn on_pong(&mut self, payload: &[u8]) {
         // A pong acknowledges its ping and every ping sent before it (RFC 6455 §5.5.3 lets
         // an endpoint answer only the most recent ping).
@@ -749,7 +794,7 @@ impl Inner {
 /// # Ok(()) }
 /// ```
 pub struct Connection {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Connection {

@@ -26,14 +26,21 @@
 //! ```
 
 mod broadcast;
+pub mod auth;
 mod client;
 mod config;
 mod connection;
 mod driver;
 mod error;
+pub mod hooks;
+mod http_answer;
+pub mod origin;
+mod rate_limit;
+pub mod router;
 mod server;
 mod socket;
 mod upgraded;
+mod subprotocol;
 
 pub use sockjet_proto as proto;
 pub use sockjet_proto::{
@@ -45,5 +52,7 @@ pub use client::{ClientBuilder, connect, parse_url};
 pub use config::ConnectionConfig;
 pub use connection::{Connection, ConnectionId, Sender, Transport};
 pub use error::{Error, ErrorKind};
+pub use rate_limit::{RateLimit, RateLimitAction};
+pub use router::Router;
 pub use server::{Server, ServerBuilder, serve};
 pub use upgraded::{PendingUpgrade, Upgrade};

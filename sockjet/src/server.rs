@@ -15,6 +15,8 @@ use crate::{
     connection::{Connection, Handshake, HandshakeResponse, Shared, Transport},
     driver,
     error::{Error, ErrorKind},
+    hooks::Hooks,
+    http_answer::{AnsweredByHook, answer_and_close, answer_request, linger_close},
     socket::Socket,
 };
 
@@ -65,6 +67,8 @@ pub struct ServerBuilder {
     /// Shared by every connection, rather than copied into each.
     pub(crate) connection: Arc<ConnectionConfig>,
     pub(crate) handshake: ServerConfig,
+    /// Request and response hooks, subprotocols (see `hooks.rs`).
+    pub(crate) hooks: Hooks,
 }
 
 impl ServerBuilder {
@@ -80,7 +84,9 @@ impl ServerBuilder {
     }
 
     /// Sets the handshake options (HTTP head limits). The protocol limits come from
-    /// [`connection`](Self::connection).
+    /// [`connection`](Self::connection), and
+    /// [`deliver_invalid_requests`](ServerConfig::deliver_invalid_requests) is always on,
+    /// so that [request hooks](crate::hooks) see every well-formed request.
     ///
     /// ```
     /// let builder = sockjet::Server::builder()
@@ -145,7 +151,7 @@ impl ServerBuilder {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
-    settings: Arc<ServerBuilder>,
+    pub(crate) settings: Arc<ServerBuilder>,
 }
 
 impl Server {
@@ -255,6 +261,9 @@ impl Server {
                             tracing::info!("connection open");
                             handler(connection).await;
                         }
+                        Err(error) if AnsweredByHook::is_source_of(&error) => {
+                            tracing::debug!(%error, "answered over HTTP");
+                        }
                         Err(error) => tracing::info!(%error, "handshake failed"),
                     }
                 }
@@ -294,6 +303,7 @@ pub(crate) async fn accept_on(
 ) -> Result<Connection, Error> {
     let mut handshake_config = settings.handshake.clone();
     handshake_config.protocol = settings.connection.protocol.clone();
+    handshake_config.deliver_invalid_requests = true;
     let mut proto = ServerProtocol::new(handshake_config);
     let exchange = async {
         loop {
@@ -302,8 +312,11 @@ pub(crate) async fn accept_on(
                 proto.receive_eof();
             }
             if let Some(Event::Request(request)) = proto.next_event() {
-                let response = proto.accept(&request);
-                proto.send_response(response)?;
+                let server_header = settings.handshake.server_header.as_deref();
+                let hooks = &settings.hooks;
+                let request =
+                    answer_request(hooks, server_header, &mut proto, &mut stream, request, peer)
+                        .await?;
                 // Keep the response as the bytes sent: parsed headers would cost a few
                 // times more for every connection, and few handlers look at them.
                 let mut head = Vec::new();
@@ -316,17 +329,26 @@ pub(crate) async fn accept_on(
             if let Some(error) = proto.handshake_error() {
                 let error = error.clone();
                 // The core wrote the HTTP error response; deliver it, then close.
-                write_all_outgoing(&mut stream, proto.outgoing()).await?;
-                let _ = stream.shutdown().await;
+                answer_and_close(&mut stream, proto.outgoing()).await?;
                 return Err(Error::from(error));
             }
         }
     };
-    let (request, response) = match settings.connection.open_timeout {
+    let outcome = match settings.connection.open_timeout {
         Some(timeout) => tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| Error::new(ErrorKind::Timeout))??,
-        None => exchange.await?,
+            .unwrap_or_else(|_| Err(Error::new(ErrorKind::Timeout))),
+        None => exchange.await,
+    };
+    let (request, response) = match outcome {
+        Ok(exchanged) => exchanged,
+        Err(error) => {
+            if proto.close_expected() {
+                // An HTTP answer was sent: close without a reset, in the background.
+                tokio::spawn(linger_close(stream).in_current_span());
+            }
+            return Err(error);
+        }
     };
     let handshake = Handshake {
         request,

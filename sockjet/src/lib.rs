@@ -25,8 +25,8 @@
 //! }
 //! ```
 
-mod broadcast;
 pub mod auth;
+mod broadcast;
 mod client;
 mod config;
 mod connection;
@@ -39,8 +39,8 @@ mod rate_limit;
 pub mod router;
 mod server;
 mod socket;
-mod upgraded;
 mod subprotocol;
+mod upgraded;
 
 pub use sockjet_proto as proto;
 pub use sockjet_proto::{

@@ -32,13 +32,15 @@ mod driver;
 mod error;
 mod server;
 mod socket;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use sockjet_proto as proto;
 pub use sockjet_proto::{
     Bytes, CloseCode, CloseFrame, ConnectionClosed, Message, Request, Response, State, Utf8Bytes,
 };
 
-pub use client::{ClientBuilder, connect, parse_url};
+pub use client::{Backoff, ClientBuilder, Proxy, ProxyKind, Reconnecting, connect, parse_url};
 pub use config::ConnectionConfig;
 pub use connection::{Connection, ConnectionId, Sender, Transport};
 pub use error::{Error, ErrorKind};

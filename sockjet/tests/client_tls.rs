@@ -143,3 +143,25 @@ fn pem_without_certificates_is_refused() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_server_closing_tcp_without_close_notify_still_closes_cleanly() {
+    // The test server (like sockjet's own after a closing handshake) closes TCP without a
+    // TLS close_notify: the WebSocket close handshake already ended the stream.
+    let pki = Pki::new(&["localhost"]);
+    let addr = tls_echo_server(&pki).await;
+    let mut ws = within(
+        ClientBuilder::new(format!("wss://localhost:{}/", addr.port()))
+            .tls(ClientTls::with_ca_pem(&pki.ca_pem).unwrap())
+            .connect(),
+    )
+    .await
+    .unwrap();
+    within(ws.recv()).await.unwrap().unwrap();
+    ws.sender()
+        .close(sockjet::CloseCode::NORMAL_CLOSURE, "bye")
+        .await
+        .unwrap();
+    assert!(within(ws.recv()).await.unwrap().is_none());
+    assert!(within(ws.closed()).await.is_ok());
+}

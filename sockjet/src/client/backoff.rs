@@ -6,7 +6,8 @@ use std::time::Duration;
 /// defaults (its `BACKOFF_*` constants).
 ///
 /// The delays of a series of failures are:
-/// 1. a random delay between 0 and [`initial_delay`](Self::initial_delay) (5 s): RFC 6455
+/// 1. a random delay between 0 and [`initial_delay`](Self::initial_delay) (5 s, or
+///    [`max_delay`](Self::max_delay) if that is shorter): RFC 6455
 ///    §7.2.3 asks that the first reconnection after an abnormal closure be delayed "by a
 ///    random amount of time", so that clients dropped together by a server restart do
 ///    not all come back at once;
@@ -145,7 +146,8 @@ impl Iterator for Delays {
         let backoff = &self.backoff;
         let Some(delay) = self.next else {
             self.next = Some(backoff.min_delay.min(backoff.max_delay));
-            return Some(backoff.initial_delay.mul_f64(random_fraction()));
+            let bound = backoff.initial_delay.min(backoff.max_delay);
+            return Some(bound.mul_f64(random_fraction()));
         };
         let factor = if backoff.factor.is_finite() {
             backoff.factor.max(1.0)

@@ -3,11 +3,14 @@
 use std::{
     fmt, io,
     path::Path,
+    pin::Pin,
     sync::{Arc, OnceLock},
+    task::{Context, Poll},
 };
 
 use rustls::{ClientConfig, RootCertStore, crypto::CryptoProvider};
 use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
 use crate::{
@@ -168,7 +171,7 @@ impl ClientTls {
         &self,
         host: &str,
         stream: S,
-    ) -> Result<TlsStream<S>, Error> {
+    ) -> Result<ClientTlsStream<S>, Error> {
         let name = ServerName::try_from(host.to_owned()).map_err(|_| {
             Error::new(ErrorKind::InvalidUrl)
                 .with_source(format!("{host} is not a valid TLS server name"))
@@ -176,6 +179,7 @@ impl ClientTls {
         TlsConnector::from(self.config.clone())
             .connect(name, stream)
             .await
+            .map(ClientTlsStream)
             .map_err(|error| handshake_failure(host, error))
     }
 
@@ -209,6 +213,61 @@ impl fmt::Debug for ClientTls {
         f.debug_struct("ClientTls")
             .field("alpn_protocols", &self.config.alpn_protocols)
             .finish_non_exhaustive()
+    }
+}
+
+/// A client TLS stream that takes a TCP end without TLS `close_notify` as the end of the
+/// stream.
+///
+/// `close_notify` protects protocols whose messages could be cut short undetected;
+/// WebSocket frames carry their lengths and the connection ends with a close frame
+/// (RFC 6455 §5.5.1), so a truncated stream still shows as an abnormal closure (1006).
+/// Many servers close TCP right after the closing handshake without `close_notify`:
+/// taking that as an error would turn clean closes into failures.
+pub(crate) struct ClientTlsStream<S>(TlsStream<S>);
+
+impl<S: Transport> AsyncRead for ClientTlsStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.0).poll_read(cx, buf) {
+            Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: Transport> AsyncWrite for ClientTlsStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 

@@ -217,3 +217,15 @@ async fn deflate_off_sockjet_client_with_python_server() {
     )
     .await;
 }
+
+// ----- TLS -----
+
+/// sockjet's client ↔ Python `websockets` server over `wss://`, with a test CA.
+#[tokio::test]
+async fn sockjet_wss_client_with_python_tls_server() {
+    let certificates = sockjet_interop::wss_client::TestCertificates::new();
+    let server = PeerCommand::python("python TLS server", "python_tls_server.py")
+        .arg(certificates.cert_file())
+        .arg(certificates.key_file());
+    sockjet_interop::wss_client::sockjet_wss_client_with(server, &certificates).await;
+}

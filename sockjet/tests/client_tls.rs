@@ -1,4 +1,5 @@
 //! `wss://`: the client against a sockjet server behind `tokio_rustls`, with a test CA.
+#![cfg(feature = "tls")]
 
 mod client_support;
 

@@ -12,7 +12,7 @@ use std::sync::{
 use client_support::{
     Pki, TempPath, answer, describe_request, echo_after, header, read_head, redirect, within,
 };
-use sockjet::{ClientBuilder, ErrorKind, ServerBuilder, tls::ClientTls};
+use sockjet::{ClientBuilder, ErrorKind, ServerBuilder};
 use tokio::net::UnixListener;
 
 /// A sockjet server on a Unix socket that reports each request (see `describe_request`).
@@ -60,6 +60,7 @@ async fn the_url_gives_host_and_target_over_a_unix_socket() {
     );
 }
 
+#[cfg(feature = "tls")]
 #[tokio::test]
 async fn wss_over_a_unix_socket_checks_the_url_host() {
     let path = TempPath::new("wss.sock");
@@ -78,7 +79,7 @@ async fn wss_over_a_unix_socket_checks_the_url_host() {
         }
     });
     let builder = ClientBuilder::new("wss://localhost/")
-        .tls(ClientTls::with_ca_pem(&pki.ca_pem).unwrap())
+        .tls(sockjet::tls::ClientTls::with_ca_pem(&pki.ca_pem).unwrap())
         .unix_socket(&path.0);
     let mut ws = within(builder.clone().connect()).await.unwrap();
     assert_eq!(
@@ -89,7 +90,7 @@ async fn wss_over_a_unix_socket_checks_the_url_host() {
     // The certificate is checked against the URL's host.
     let error = within(
         ClientBuilder::new("wss://elsewhere.example/")
-            .tls(ClientTls::with_ca_pem(&pki.ca_pem).unwrap())
+            .tls(sockjet::tls::ClientTls::with_ca_pem(&pki.ca_pem).unwrap())
             .connect_unix(&path.0),
     )
     .await

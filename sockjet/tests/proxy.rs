@@ -13,7 +13,7 @@ use std::{
 use client_support::{
     Pki, header, read_head, reported_request, request_reporting_server, tls_echo_server, within,
 };
-use sockjet::{ClientBuilder, ErrorKind, Message, Proxy, ProxyKind, tls::ClientTls};
+use sockjet::{ClientBuilder, ErrorKind, Message, Proxy, ProxyKind};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -249,6 +249,7 @@ async fn a_407_or_another_refusal_is_a_clear_error() {
     assert!(error.to_string().contains("HTTP 403 Refused"), "{error}");
 }
 
+#[cfg(feature = "tls")]
 #[tokio::test]
 async fn wss_runs_tls_through_the_tunnel() {
     let (proxy_addr, seen) = connect_proxy(None, None).await;
@@ -257,7 +258,7 @@ async fn wss_runs_tls_through_the_tunnel() {
     let url = format!("wss://localhost:{}/", server.port());
     echo_once_after(
         ClientBuilder::new(url)
-            .tls(ClientTls::with_ca_pem(&pki.ca_pem).unwrap())
+            .tls(sockjet::tls::ClientTls::with_ca_pem(&pki.ca_pem).unwrap())
             .proxy(Proxy::parse(&format!("http://{proxy_addr}")).unwrap()),
         Some("alpn=http/1.1 sni=localhost"),
     )
@@ -318,6 +319,7 @@ async fn socks5_authenticates_with_username_and_password() {
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
+#[cfg(feature = "tls")]
 #[tokio::test]
 async fn wss_runs_tls_through_socks5() {
     let (proxy_addr, seen) = socks5_proxy(None).await;
@@ -325,7 +327,7 @@ async fn wss_runs_tls_through_socks5() {
     let server = tls_echo_server(&pki).await;
     echo_once_after(
         ClientBuilder::new(format!("wss://localhost:{}/", server.port()))
-            .tls(ClientTls::with_ca_pem(&pki.ca_pem).unwrap())
+            .tls(sockjet::tls::ClientTls::with_ca_pem(&pki.ca_pem).unwrap())
             .proxy(Proxy::parse(&format!("socks5h://{proxy_addr}")).unwrap()),
         Some("alpn=http/1.1 sni=localhost"),
     )

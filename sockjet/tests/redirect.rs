@@ -142,6 +142,7 @@ async fn other_answers_keep_their_status() {
     }
 }
 
+#[cfg(feature = "tls")]
 #[tokio::test]
 async fn a_redirect_from_wss_to_ws_is_refused() {
     let pki = Pki::new(&["localhost"]);

@@ -1,6 +1,6 @@
 //! [`connect`] and [`ClientBuilder`]: open a WebSocket to a `ws://` or `wss://` URL.
 //!
-//! The client's parts, one module each: URL parsing and redirect resolution
+//! The client's parts, one module each (in `client/`): URL parsing and redirect resolution
 //! ([`target`]), redirects ([`redirect`]), proxies ([`proxy`]), opening the byte stream
 //! ([`dial`]: TCP, a proxy tunnel or a Unix socket, then TLS), and automatic reconnection
 //! ([`reconnect`], [`backoff`]).

@@ -229,3 +229,15 @@ async fn axum_app_with_python_client() {
     ))
     .await;
 }
+
+// ----- TLS -----
+
+/// sockjet's client ↔ Python `websockets` server over `wss://`, with a test CA.
+#[tokio::test]
+async fn sockjet_wss_client_with_python_tls_server() {
+    let certificates = sockjet_interop::wss_client::TestCertificates::new();
+    let server = PeerCommand::python("python TLS server", "python_tls_server.py")
+        .arg(certificates.cert_file())
+        .arg(certificates.key_file());
+    sockjet_interop::wss_client::sockjet_wss_client_with(server, &certificates).await;
+}

@@ -4,13 +4,19 @@ use std::{
     error::Error as _,
     io::{self, BufRead as _},
     process::ExitCode,
+    sync::Arc,
+    time::Duration,
 };
 
 use clap::Args;
-use sockjet::{ClientBuilder, CloseCode, ConnectionClosed, Error, ErrorKind, Sender};
-use tokio::sync::mpsc;
+use sockjet::{
+    Backoff, ClientBuilder, CloseCode, Connection, ConnectionClosed, Error, ErrorKind, Sender,
+};
+use tokio::sync::{Mutex, mpsc};
 
-use crate::{ConnectionArgs, Failure, format, io_message, print_line};
+use crate::{
+    ConnectionArgs, Failure, client_args::ClientArgs, format, io_message, parse_seconds, print_line,
+};
 
 /// How many lines read from stdin may wait for the connection to send them; beyond it the
 /// reading thread blocks, so a fast pipe cannot fill memory.
@@ -19,29 +25,117 @@ const INPUT_QUEUE: usize = 16;
 /// Arguments of `sockjet connect`.
 #[derive(Debug, Args)]
 pub(crate) struct ConnectArgs {
-    /// WebSocket URL to connect to, e.g. ws://127.0.0.1:8765/chat.
+    /// WebSocket URL to connect to, e.g. ws://127.0.0.1:8765/chat or wss://example.com/feed.
     #[arg(value_name = "URL")]
     url: String,
     /// Connection options.
     #[command(flatten)]
     connection: ConnectionArgs,
+    /// Request, TLS and network options.
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Reconnect when the connection fails or the server goes away (close codes 1001,
+    /// 1006, 1011, 1012, 1013, network errors, HTTP 5xx), waiting longer after each
+    /// failure; a line on stdout tells each wait. Ends when the server closes normally
+    /// (1000) or with an application code, or at the end of input.
+    #[arg(long, help_heading = "Reconnection")]
+    reconnect: bool,
+    /// Longest wait between reconnection attempts, in seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value = "90",
+        value_parser = parse_delay,
+        requires = "reconnect",
+        help_heading = "Reconnection"
+    )]
+    max_reconnect_delay: Duration,
 }
 
+/// Lines read from stdin, shared by the connections of a reconnecting session.
+type Lines = Arc<Mutex<mpsc::Receiver<String>>>;
+
 /// Connects, then relays stdin lines to the server and server messages to stdout until
-/// the connection closes.
+/// the connection closes (and, with `--reconnect`, reconnects as long as it should).
 pub(crate) async fn run(args: ConnectArgs) -> Result<ExitCode, Failure> {
-    let ws = ClientBuilder::new(args.url.as_str())
-        .connection(args.connection.config())
+    let builder = ClientBuilder::new(args.url.as_str()).connection(args.connection.config());
+    let builder = args.client.apply(builder)?;
+    if args.reconnect {
+        return run_reconnecting(builder, &args.url, args.max_reconnect_delay).await;
+    }
+    let ws = builder
         .connect()
         .await
         .map_err(|error| connect_failure(&args.url, &error))?;
     print_line(&format!("Connected to {}.", args.url))?;
+    let lines = Arc::new(Mutex::new(read_stdin_lines()?));
+    let end = session(ws, &lines).await?;
+    exit_status(end)
+}
 
+/// Runs connections one after the other, as `ClientBuilder::reconnecting` decides.
+async fn run_reconnecting(
+    builder: ClientBuilder,
+    url: &str,
+    max_delay: Duration,
+) -> Result<ExitCode, Failure> {
+    let retry_url = url.to_owned();
+    let mut connections = builder
+        .reconnecting()
+        .backoff(Backoff::default().max_delay(max_delay))
+        .on_retry(move |why, delay| {
+            // Stdout failing shows at the next line the session prints.
+            let _ = print_line(&retry_line(&retry_url, why, delay));
+        });
+    let mut lines = None;
+    let mut end = None;
+    loop {
+        // Once a session has listened for Ctrl-C, the signal no longer ends the process
+        // by itself: a wait between connections must listen too.
+        let next = tokio::select! {
+            next = connections.next() => next,
+            interrupted = tokio::signal::ctrl_c() => {
+                if interrupted.is_ok() {
+                    return Err(Failure::new("interrupted while reconnecting"));
+                }
+                connections.next().await
+            }
+        };
+        match next {
+            Ok(Some(ws)) => {
+                print_line(&format!("Connected to {url}."))?;
+                let lines = match &lines {
+                    Some(lines) => Arc::clone(lines),
+                    None => lines
+                        .insert(Arc::new(Mutex::new(read_stdin_lines()?)))
+                        .clone(),
+                };
+                end = session(ws, &lines).await?;
+            }
+            Ok(None) => return exit_status(end),
+            Err(error) => return Err(connect_failure(url, &error)),
+        }
+    }
+}
+
+/// The line printed before waiting to reconnect.
+fn retry_line(url: &str, why: &Error, delay: Duration) -> String {
+    let wait = format!("reconnecting in {:.1} s.", delay.as_secs_f64());
+    match why.kind() {
+        // The "Connection closed" line already said why.
+        ErrorKind::Closed => format!("Reconnecting in {:.1} s.", delay.as_secs_f64()),
+        _ => format!("{}; {wait}", connect_failure(url, why).0),
+    }
+}
+
+/// Relays messages both ways on one connection until it closes, then prints how it
+/// ended; returns the error that ended it, if any.
+async fn session(ws: Connection, lines: &Lines) -> Result<Option<Error>, Failure> {
     // Sending runs in its own task so that a send waiting on a slow server never stops
     // this task from receiving: with both in one loop, a server that stops reading until
     // its replies are read would deadlock with us.
     let (mut ws, sender) = ws.split();
-    let input = tokio::spawn(send_input(read_stdin_lines()?, sender));
+    let input = tokio::spawn(send_input(Arc::clone(lines), sender));
     let end = loop {
         match ws.recv().await {
             Ok(Some(message)) => {
@@ -58,6 +152,11 @@ pub(crate) async fn run(args: ConnectArgs) -> Result<ExitCode, Failure> {
 
     let closed = ws.closed().await;
     print_line(&format!("Connection closed: {}.", describe_close(&closed)))?;
+    Ok(end)
+}
+
+/// The exit status after the last connection ended with `end`.
+fn exit_status(end: Option<Error>) -> Result<ExitCode, Failure> {
     match end {
         None => Ok(ExitCode::SUCCESS),
         // The close line says it all when the server simply closed with an unusual code.
@@ -74,9 +173,18 @@ pub(crate) async fn run(args: ConnectArgs) -> Result<ExitCode, Failure> {
     }
 }
 
+/// Parses the longest reconnection delay; 0 reconnects at once.
+fn parse_delay(value: &str) -> Result<Duration, String> {
+    parse_seconds(value).map(|delay| delay.unwrap_or(Duration::ZERO))
+}
+
 /// Sends each input line as a text message; at the end of input or on Ctrl-C, closes the
 /// connection with 1000, as `python -m websockets` does.
-async fn send_input(mut lines: mpsc::Receiver<String>, sender: Sender) {
+///
+/// The lines are shared with the connections that come after this one: the lock is held
+/// while this connection lasts, and released when its task is aborted.
+async fn send_input(lines: Lines, sender: Sender) {
+    let mut lines = lines.lock().await;
     let interrupt = async {
         // Without a signal handler, Ctrl-C keeps its default effect: the process ends.
         if tokio::signal::ctrl_c().await.is_err() {

@@ -9,8 +9,10 @@
 //! the user can cause.
 
 mod bench;
+mod client_args;
 mod connect;
 mod format;
+mod insecure;
 mod policy;
 mod serve;
 
@@ -34,6 +36,7 @@ use tracing_subscriber::{EnvFilter, filter::LevelFilter};
         sockjet serve                       # echo server on ws://127.0.0.1:8765\n  \
         sockjet serve 0.0.0.0:9000 -v       # on all interfaces, with debug logs\n  \
         sockjet connect ws://127.0.0.1:8765/chat\n  \
+        sockjet connect wss://example.com/feed -H 'Authorization: Bearer T' --reconnect\n  \
         sockjet bench ws://127.0.0.1:8765 --conns 100 --depth 16 --duration 10s"
 )]
 struct Cli {

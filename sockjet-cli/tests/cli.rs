@@ -323,7 +323,7 @@ fn bad_url_is_one_line() {
     let finished = Sockjet::run(&["connect", "foo"]);
     assert_eq!(
         one_error_line(&finished),
-        r#"sockjet: invalid URL "foo": missing ws:// scheme"#
+        r#"sockjet: invalid URL "foo": missing ws:// or wss:// scheme"#
     );
     assert!(finished.stdout.is_empty(), "{finished:?}");
 }

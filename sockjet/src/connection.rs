@@ -1042,6 +1042,28 @@ impl Drop for Connection {
     }
 }
 
+impl Connection {
+    /// A way to learn how this connection ends without keeping it open (a
+    /// [`CloseWatch`] is not a handle: dropping every handle still closes it).
+    pub(crate) fn close_watch(&self) -> CloseWatch {
+        CloseWatch {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Waits for the end of a connection it does not own; see [`Connection::close_watch`].
+pub(crate) struct CloseWatch {
+    shared: Arc<Shared>,
+}
+
+impl CloseWatch {
+    /// Waits until the connection is closed and returns how it ended.
+    pub(crate) async fn closed(&self) -> ConnectionClosed {
+        std::future::poll_fn(|cx| self.shared.poll_closed(cx)).await
+    }
+}
+
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")

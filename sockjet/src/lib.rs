@@ -40,6 +40,8 @@ pub mod router;
 mod server;
 mod socket;
 mod subprotocol;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod upgraded;
 
 pub use sockjet_proto as proto;
@@ -48,7 +50,7 @@ pub use sockjet_proto::{
 };
 
 pub use broadcast::{Broadcast, BroadcastReport, SlowReceiver, broadcast};
-pub use client::{ClientBuilder, connect, parse_url};
+pub use client::{Backoff, ClientBuilder, Proxy, ProxyKind, Reconnecting, connect, parse_url};
 pub use config::ConnectionConfig;
 pub use connection::{Connection, ConnectionId, Sender, Transport};
 pub use error::{Error, ErrorKind};

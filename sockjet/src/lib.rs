@@ -30,8 +30,15 @@ mod config;
 mod connection;
 mod driver;
 mod error;
+mod listener;
 mod server;
+mod server_options;
+mod serving;
+mod shutdown;
 mod socket;
+#[cfg(feature = "tls")]
+pub mod tls;
+mod tracker;
 
 pub use sockjet_proto as proto;
 pub use sockjet_proto::{
@@ -42,4 +49,6 @@ pub use client::{ClientBuilder, connect, parse_url};
 pub use config::ConnectionConfig;
 pub use connection::{Connection, ConnectionId, Sender, Transport};
 pub use error::{Error, ErrorKind};
+pub use listener::ListenAddr;
 pub use server::{Server, ServerBuilder, serve};
+pub use shutdown::{ShutdownHandle, Signal, shutdown_signal};

@@ -61,8 +61,9 @@ enum Command {
     /// Run a WebSocket server that echoes every message back to its sender.
     ///
     /// Prints `listening on ws://ADDR` once it accepts connections (with the real port when
-    /// ADDR ends in :0) and logs each connection on stderr. Ctrl-C or SIGTERM closes open
-    /// connections with 1001 (going away) and exits.
+    /// ADDR ends in :0; `wss://` with --tls-cert, `ws+unix://PATH` with --unix) and logs
+    /// each connection on stderr. Ctrl-C or SIGTERM closes open connections with 1001
+    /// (going away), waits for their closing handshakes (10 s at most) and exits.
     Serve(serve::ServeArgs),
     /// Open an interactive WebSocket session.
     ///

@@ -5,7 +5,8 @@
 //! peers are small scripted programs in `peers/` that print one JSON line per observation;
 //! this crate finds them ([`deps`]), runs them ([`process`]) and plays sockjet's side of
 //! the same script: [`scenario`] without compression, [`deflate`] with permessage-deflate
-//! (RFC 7692) in several configurations of both sides.
+//! (RFC 7692) in several configurations of both sides; [`tls`] runs `sockjet serve` over
+//! `wss://` with a test certificate authority.
 //!
 //! Their dependencies are installed by `scripts/install-test-deps.sh`; a test whose
 //! dependency is missing fails and says so.
@@ -14,3 +15,4 @@ pub mod deflate;
 pub mod deps;
 pub mod process;
 pub mod scenario;
+pub mod tls;

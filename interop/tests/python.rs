@@ -217,3 +217,16 @@ async fn deflate_off_sockjet_client_with_python_server() {
     )
     .await;
 }
+
+// ----- TLS -----
+
+/// `sockjet serve --tls-cert --tls-key` ↔ Python `websockets` over `wss://`, trusting a CA
+/// made for the test; then SIGTERM closes the open connection with 1001.
+#[tokio::test]
+async fn sockjet_serve_over_wss_with_python_client() {
+    sockjet_interop::tls::sockjet_serve_wss_with(PeerCommand::python(
+        "python wss client",
+        "python_wss_client.py",
+    ))
+    .await;
+}

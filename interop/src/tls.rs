@@ -12,7 +12,10 @@ use std::{
     time::Duration,
 };
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use base64::Engine as _;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PublicKeyData as _,
+};
 use serde_json::{Value, json};
 use sockjet::Message;
 use tokio::{
@@ -37,6 +40,9 @@ pub struct TestPki {
     pub cert: PathBuf,
     /// The server's private key (PEM).
     pub key: PathBuf,
+    /// The base64 SHA-256 of the server's public key (SubjectPublicKeyInfo), for
+    /// Chromium's `--ignore-certificate-errors-spki-list`.
+    pub spki_sha256: String,
 }
 
 impl TestPki {
@@ -75,7 +81,9 @@ impl TestPki {
             std::fs::write(&path, contents).expect("write a PEM file");
             path
         };
+        let spki = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info());
         Self {
+            spki_sha256: base64::engine::general_purpose::STANDARD.encode(spki.as_ref()),
             ca: write("ca.pem", &ca_cert.pem()),
             cert: write("cert.pem", &cert.pem()),
             key: write("key.pem", &key.serialize_pem()),

@@ -2,6 +2,7 @@
 //! test with rcgen, ALPN, SNI, certificate errors, and TLS under the connection limit
 //! and the handshake timeout. The client side is tokio-rustls trusting the test CA, with
 //! sockjet's client running over the TLS stream.
+#![cfg(feature = "tls")]
 
 mod common;
 

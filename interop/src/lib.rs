@@ -6,8 +6,8 @@
 //! this crate finds them ([`deps`]), runs them ([`process`]) and plays sockjet's side of
 //! the same script: [`scenario`] without compression, [`deflate`] with permessage-deflate
 //! (RFC 7692) in several configurations of both sides, [`axum`] with sockjet behind an
-//! axum app, and [`wss_client`] runs sockjet's client over `wss://` against a peer's TLS
-//! server, with a test CA.
+//! axum app, [`wss_client`] runs sockjet's client over `wss://` against a peer's TLS
+//! server, and [`tls`] runs `sockjet serve` over `wss://`, each with a test CA.
 //!
 //! Their dependencies are installed by `scripts/install-test-deps.sh`; a test whose
 //! dependency is missing fails and says so.
@@ -17,4 +17,5 @@ pub mod deflate;
 pub mod deps;
 pub mod process;
 pub mod scenario;
+pub mod tls;
 pub mod wss_client;

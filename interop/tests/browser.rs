@@ -14,11 +14,13 @@ use serde_json::{Value, json};
 use sockjet::{
     CloseCode, CloseFrame, Connection, ConnectionClosed, Message, Server,
     proto::{DeflateConfig, http::header::SEC_WEBSOCKET_EXTENSIONS},
+    tls::ServerTls,
 };
 use sockjet_interop::{
     deps,
     process::{PeerCommand, PeerProcess},
     scenario::{GOING_AWAY_REASON, MIB, connection_config, large_text},
+    tls::TestPki,
 };
 use tokio::{sync::mpsc, time::timeout};
 
@@ -131,7 +133,7 @@ async fn report(mut ws: Connection) -> Seen {
     Seen::Report(report)
 }
 
-fn page_url(port: u16) -> String {
+fn page_url(port: u16, tls: bool) -> String {
     let page: PathBuf = deps::peer_script("browser.html")
         .canonicalize()
         .expect("canonical path of browser.html");
@@ -144,7 +146,8 @@ fn page_url(port: u16) -> String {
             _ => url.push_str(&format!("%{byte:02X}")),
         }
     }
-    format!("{url}?port={port}")
+    let scheme = if tls { "wss" } else { "ws" };
+    format!("{url}?port={port}&scheme={scheme}")
 }
 
 /// A Chromium profile directory, removed on drop.
@@ -171,25 +174,35 @@ impl Drop for Profile {
 /// sockjet's default configuration: Chromium's offer of permessage-deflate is accepted.
 #[tokio::test]
 async fn chromium_with_sockjet_server() {
-    chromium_with(Some(DeflateConfig::default())).await;
+    chromium_with(Some(DeflateConfig::default()), false).await;
+}
+
+/// The same over `wss://`: sockjet's TLS with a certificate from a test CA, which
+/// Chromium accepts by its public key (`--ignore-certificate-errors-spki-list`).
+#[tokio::test]
+async fn chromium_with_sockjet_server_over_wss() {
+    chromium_with(Some(DeflateConfig::default()), true).await;
 }
 
 /// sockjet's compression off: Chromium's offer is declined.
 #[tokio::test]
 async fn chromium_with_sockjet_server_without_compression() {
-    chromium_with(None).await;
+    chromium_with(None, false).await;
 }
 
-/// Runs the page against a sockjet server with `deflate` as its compression.
-async fn chromium_with(deflate: Option<DeflateConfig>) {
+/// Runs the page against a sockjet server with `deflate` as its compression, over TLS if
+/// `tls`.
+async fn chromium_with(deflate: Option<DeflateConfig>, tls: bool) {
     let started = std::time::Instant::now();
     let compressed = deflate.is_some();
     let chromium = deps::chromium();
-    let server = Server::builder()
-        .connection(connection_config(None).compression(deflate))
-        .bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
+    let pki = tls.then(|| TestPki::new("chromium"));
+    let mut builder = Server::builder().connection(connection_config(None).compression(deflate));
+    if let Some(pki) = &pki {
+        builder =
+            builder.tls(ServerTls::from_pem_files(&pki.cert, &pki.key).expect("test PEM files"));
+    }
+    let server = builder.bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
     let port = server.local_addr().port();
     let (tx, mut rx) = mpsc::unbounded_channel::<Seen>();
     let serving = tokio::spawn(server.serve(move |ws: Connection| {
@@ -206,29 +219,31 @@ async fn chromium_with(deflate: Option<DeflateConfig>) {
     }));
 
     let profile = Profile::new();
-    let browser = PeerCommand {
-        name: "chromium".to_owned(),
-        program: chromium,
-        args: [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-        ]
-        .into_iter()
-        .map(Into::into)
-        .chain([
-            format!("--user-data-dir={}", profile.0.display()).into(),
-            page_url(port).into(),
-        ])
-        .collect(),
-        envs: Vec::new(),
-    };
+    let browser =
+        PeerCommand {
+            name: "chromium".to_owned(),
+            program: chromium,
+            args: [
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+            ]
+            .into_iter()
+            .map(Into::into)
+            .chain([format!("--user-data-dir={}", profile.0.display()).into()])
+            .chain(pki.iter().map(|pki| {
+                format!("--ignore-certificate-errors-spki-list={}", pki.spki_sha256).into()
+            }))
+            .chain([page_url(port, tls).into()])
+            .collect(),
+            envs: Vec::new(),
+        };
     let mut chromium = PeerProcess::spawn(&browser);
 
     // The three handlers report in any order; the report comes last from the page.

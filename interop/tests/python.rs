@@ -241,3 +241,14 @@ async fn sockjet_wss_client_with_python_tls_server() {
         .arg(certificates.key_file());
     sockjet_interop::wss_client::sockjet_wss_client_with(server, &certificates).await;
 }
+
+/// `sockjet serve --tls-cert --tls-key` ↔ Python `websockets` over `wss://`, trusting a CA
+/// made for the test; then SIGTERM closes the open connection with 1001.
+#[tokio::test]
+async fn sockjet_serve_over_wss_with_python_client() {
+    sockjet_interop::tls::sockjet_serve_wss_with(PeerCommand::python(
+        "python wss client",
+        "python_wss_client.py",
+    ))
+    .await;
+}

@@ -65,9 +65,10 @@ enum Command {
     /// Run a WebSocket server that echoes every message back to its sender.
     ///
     /// Prints `listening on ws://ADDR` once it accepts connections (with the real port when
-    /// ADDR ends in :0) and logs each connection on stderr. Ctrl-C or SIGTERM closes open
-    /// connections with 1001 (going away) and exits. A plain `GET /healthz` is answered
-    /// with 200 `ok`, before any origin or credential check.
+    /// ADDR ends in :0; `wss://` with --tls-cert, `ws+unix://PATH` with --unix) and logs
+    /// each connection on stderr. Ctrl-C or SIGTERM closes open connections with 1001
+    /// (going away), waits for their closing handshakes (10 s at most) and exits. A plain
+    /// `GET /healthz` is answered with 200 `ok`, before any origin or credential check.
     Serve(serve::ServeArgs),
     /// Open an interactive WebSocket session.
     ///

@@ -1,16 +1,11 @@
-//! `sockjet serve`: an echo server.
+//! `sockjet serve`: an echo server, over TCP, TLS or a Unix socket.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use clap::Args;
-use sockjet::{CloseCode, Connection, Server};
-use tokio::sync::{mpsc, watch};
+use sockjet::{Connection, ListenAddr, Server, ServerBuilder};
 
 use crate::{ConnectionArgs, Failure, io_message, parse_seconds, policy::PolicyArgs, print_line};
-
-/// How long open connections get to finish their closing handshake after a shutdown
-/// signal: the library's default close timeout, so a well-behaved client is never cut off.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Arguments of `sockjet serve`.
 #[derive(Debug, Args)]
@@ -18,9 +13,18 @@ pub(crate) struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the URL printed shows which).
     #[arg(value_name = "ADDR", default_value = "127.0.0.1:8765")]
     addr: String,
+    /// Listen on a Unix domain socket at PATH instead of ADDR (removed on exit).
+    #[arg(long, value_name = "PATH", conflicts_with = "addr")]
+    unix: Option<PathBuf>,
     /// Echo every message back to its sender (the default, and for now the only mode).
     #[arg(long)]
     echo: bool,
+    /// Serve wss:// with this PEM certificate chain (the server's certificate first).
+    #[arg(long, value_name = "FILE", requires = "tls_key", help_heading = "TLS")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert", help_heading = "TLS")]
+    tls_key: Option<PathBuf>,
     /// Connection options.
     #[command(flatten)]
     connection: ConnectionArgs,
@@ -35,138 +39,124 @@ pub(crate) struct ServeArgs {
     /// Origins, credentials, rate limit.
     #[command(flatten)]
     policy: PolicyArgs,
+    /// Answer new connections with 503 (and Retry-After) while N are open, handshakes
+    /// included.
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    max_connections: Option<usize>,
+    /// Answer new connections from an IP address with 429 while N from it are open.
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    max_connections_per_ip: Option<usize>,
+    /// Drop a client that has not finished its TLS and HTTP handshakes in SECS seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_positive_seconds, help_heading = "Limits")]
+    handshake_timeout: Duration,
 }
 
-/// Runs the server until Ctrl-C or SIGTERM, then closes open connections with 1001.
+/// Runs the server until Ctrl-C or SIGTERM, then shuts down gracefully: every open
+/// connection is closed with 1001, and the server waits for the closing handshakes (10 s
+/// at most, or until a second signal) before it exits with status 0.
 pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failure> {
     // `--echo` is the only mode; the flag exists so that scripts written today keep
     // working when other modes arrive.
     let _ = args.echo;
-    let config = args
-        .connection
-        .config()
-        .ping_interval(args.ping_interval)
-        .ping_timeout(args.ping_timeout);
-    let builder = Server::builder().connection(args.policy.connection(config));
-    let server = args
-        .policy
-        .hooks(builder)
-        .bind(args.addr.as_str())
-        .await
-        .map_err(|error| {
-            Failure::new(format!(
-                "cannot listen on {}: {}",
-                args.addr,
-                io_message(&error)
-            ))
-        })?;
-    print_line(&format!("listening on ws://{}", server.local_addr()))?;
+    let server = bind(&args).await?;
+    let scheme = if args.tls_cert.is_some() { "wss" } else { "ws" };
+    let url = match server.listen_addr() {
+        ListenAddr::Tcp(addr) => format!("{scheme}://{addr}"),
+        // The form Node's `ws` uses for Unix sockets.
+        ListenAddr::Unix(path) => format!("{scheme}+unix://{}", path.display()),
+        other => other.to_string(),
+    };
+    print_line(&format!("listening on {url}"))?;
 
-    // Handlers watch `stop` to close their connection on shutdown, and each holds a clone
-    // of `running`: when every clone is gone, `all_closed` returns `None`. The server keeps
-    // only a weak handle, because the library keeps the handler closure alive as long as
-    // any connection task runs, and would make `running` count one too many.
-    let (stop, stopped) = watch::channel(false);
-    let (running, mut all_closed) = mpsc::channel::<()>(1);
-    let weak_running = running.downgrade();
-    let serving = server.serve(move |ws| echo(ws, stopped.clone(), weak_running.upgrade()));
-    let signal = tokio::select! {
-        result = serving => {
-            result.map_err(|error| {
-                Failure::new(format!("cannot accept connections: {}", io_message(&error)))
-            })?;
+    let shutdown = server.shutdown_handle();
+    let serving = server.serve(echo);
+    tokio::pin!(serving);
+    let accepting = |result: std::io::Result<()>| {
+        result.map_err(|error| {
+            Failure::new(format!("cannot accept connections: {}", io_message(&error)))
+        })
+    };
+    tokio::select! {
+        result = &mut serving => {
+            accepting(result)?;
             return Ok(std::process::ExitCode::SUCCESS);
         }
-        signal = shutdown_signal() => signal,
-    };
-    // `serving` is gone: the listening socket is closed and no new handler starts.
-    let open = running.strong_count().saturating_sub(1);
-    tracing::info!(signal, open, "shutting down");
-    let _ = stop.send(true);
-    drop(running);
-    tokio::select! {
-        _ = all_closed.recv() => {}
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
+        signal = sockjet::shutdown_signal() => {
+            tracing::info!(%signal, "signal received");
+            shutdown.shutdown();
         }
-        signal = shutdown_signal() => {
-            tracing::warn!(signal, "exiting without waiting for connections to close");
+    }
+    // The library logs "shutting down", closes every connection with 1001 and waits.
+    tokio::select! {
+        result = serving => accepting(result)?,
+        signal = sockjet::shutdown_signal() => {
+            tracing::warn!(%signal, "exiting without waiting for connections to close");
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// Echoes messages until the connection closes or the server shuts down.
+/// Builds the server the arguments ask for and binds it.
+async fn bind(args: &ServeArgs) -> Result<Server, Failure> {
+    let config = args
+        .connection
+        .config()
+        .ping_interval(args.ping_interval)
+        .ping_timeout(args.ping_timeout);
+    let mut builder = args
+        .policy
+        .hooks(Server::builder().connection(args.policy.connection(config)))
+        .handshake_timeout(args.handshake_timeout);
+    if let Some(limit) = args.max_connections {
+        builder = builder.max_connections(limit);
+    }
+    if let Some(limit) = args.max_connections_per_ip {
+        builder = builder.max_connections_per_ip(limit);
+    }
+    builder = with_tls(builder, args)?;
+    let (what, bound) = match &args.unix {
+        Some(path) => (path.display().to_string(), unix(builder, path).await),
+        None => (args.addr.clone(), builder.bind(args.addr.as_str()).await),
+    };
+    bound.map_err(|error| Failure::new(format!("cannot listen on {what}: {}", io_message(&error))))
+}
+
+fn with_tls(builder: ServerBuilder, args: &ServeArgs) -> Result<ServerBuilder, Failure> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(builder);
+    };
+    let tls = sockjet::tls::ServerTls::from_pem_files(cert, key)
+        .map_err(|error| Failure::new(format!("TLS: {}", io_message(&error))))?;
+    Ok(builder.tls(tls))
+}
+
+#[cfg(unix)]
+async fn unix(builder: ServerBuilder, path: &std::path::Path) -> std::io::Result<Server> {
+    builder.bind_unix(path).await
+}
+
+#[cfg(not(unix))]
+async fn unix(_: ServerBuilder, _: &std::path::Path) -> std::io::Result<Server> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "Unix domain sockets are not available on this system",
+    ))
+}
+
+/// Echoes messages until the connection closes; on shutdown the library closes it with
+/// 1001, `recv` then returns `None` and the handler returns.
 ///
 /// Nothing to log here: the library logs "connection open" and "connection closed" (with
 /// the close code and any error) in a span that carries the peer address and the path.
-///
-/// `_running` is `None` only when a handshake finishes after shutdown began and every other
-/// connection is already closed; `stop` is set by then, so the connection closes at once.
-async fn echo(
-    mut ws: Connection,
-    mut stop: watch::Receiver<bool>,
-    _running: Option<mpsc::Sender<()>>,
-) {
-    // One wait for the stop signal for the whole connection, not a new one per message;
-    // `biased` polls `recv` first without drawing a random number per message.
-    let stopping = stopping(&mut stop);
-    tokio::pin!(stopping);
-    loop {
-        tokio::select! {
-            biased;
-            received = ws.recv() => match received {
-                Ok(Some(message)) => {
-                    if ws.send(message).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(None) | Err(_) => break,
-            },
-            () = &mut stopping => {
-                // 1001 tells the client that the server is going away, not that it failed,
-                // as Python websockets' server does on shutdown.
-                let _ = ws.close(CloseCode::GOING_AWAY, "server shutting down").await;
-                break;
-            }
+async fn echo(mut ws: Connection) {
+    while let Ok(Some(message)) = ws.recv().await {
+        if ws.send(message).await.is_err() {
+            break;
         }
     }
-    // Hold `_running` until the connection is over, so that shutdown waits for it.
-    ws.closed().await;
 }
 
-/// Waits until the server stops (or, on the way out, the sender is gone).
-///
-/// Returns `()` rather than the `watch` guard, which is not `Send` and would make the
-/// handler's future unfit for a multi-threaded runtime.
-async fn stopping(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
-}
-
-/// Waits for Ctrl-C (SIGINT) or SIGTERM and returns the signal's name.
-///
-/// If a signal handler cannot be installed, waits forever for that signal rather than
-/// reporting it at once, which would shut the server down as soon as it starts.
-async fn shutdown_signal() -> &'static str {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                terminate.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => "SIGINT",
-        () = terminate => "SIGTERM",
-    }
+/// Parses a number of seconds that must be more than zero.
+fn parse_positive_seconds(value: &str) -> Result<Duration, String> {
+    parse_seconds(value)?.ok_or_else(|| format!("{value:?}: must be more than 0 seconds"))
 }

@@ -341,7 +341,7 @@ impl Shared {
         Poll::Pending
     }
 
-    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<ConnectionClosed> {
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<ConnectionClosed> {
         let mut inner = self.lock();
         if inner.terminated {
             return Poll::Ready(inner.proto.connection_closed());
@@ -355,8 +355,17 @@ impl Shared {
         Poll::Pending
     }
 
-    fn start_close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
+    pub(crate) fn start_close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.lock().start_close(code, reason)
+    }
+
+    /// Ends the connection now: closes the socket without a closing handshake (a server
+    /// shutdown that ran out of time).
+    pub(crate) fn abort(&self, why: &'static str) {
+        let mut inner = self.lock();
+        inner.timed_out.get_or_insert(why);
+        inner.terminate();
+        inner.wake_driver();
     }
 
     fn start_ping(&self, payload: Option<[u8; 4]>) -> Result<oneshot::Receiver<Duration>, Error> {
@@ -454,6 +463,16 @@ impl Inner {
                     self.on_write_error(error);
                     break;
                 }
+            }
+        }
+        // A transport that buffers (TLS) may keep bytes it accepted until it is flushed;
+        // they must reach the socket before anything waits on the peer. Plain TCP has
+        // nothing to flush.
+        if let Some(Socket::Other(transport)) = self.stream.as_mut() {
+            match Pin::new(transport).poll_flush(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => self.on_write_error(error),
             }
         }
         self.wake_drain_waiters();
@@ -800,6 +819,10 @@ pub struct Connection {
 impl Connection {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self { shared }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// Receives the next message, reassembled from its fragments.

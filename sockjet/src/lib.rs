@@ -34,14 +34,19 @@ mod driver;
 mod error;
 pub mod hooks;
 mod http_answer;
+mod listener;
 pub mod origin;
 mod rate_limit;
 pub mod router;
 mod server;
+mod server_options;
+mod serving;
+mod shutdown;
 mod socket;
 mod subprotocol;
 #[cfg(feature = "tls")]
 pub mod tls;
+mod tracker;
 mod upgraded;
 
 pub use sockjet_proto as proto;
@@ -54,7 +59,9 @@ pub use client::{Backoff, ClientBuilder, Proxy, ProxyKind, Reconnecting, connect
 pub use config::ConnectionConfig;
 pub use connection::{Connection, ConnectionId, Sender, Transport};
 pub use error::{Error, ErrorKind};
+pub use listener::ListenAddr;
 pub use rate_limit::{RateLimit, RateLimitAction};
 pub use router::Router;
 pub use server::{Server, ServerBuilder, serve};
+pub use shutdown::{ShutdownHandle, Signal, shutdown_signal};
 pub use upgraded::{PendingUpgrade, Upgrade};

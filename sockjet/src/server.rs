@@ -6,7 +6,7 @@ use std::{future::Future, io, net::SocketAddr, sync::Arc};
 use sockjet_proto::{Event, Outgoing, ServerConfig, ServerProtocol};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream, ToSocketAddrs},
+    net::{TcpListener, ToSocketAddrs},
 };
 use tracing::Instrument;
 
@@ -16,8 +16,11 @@ use crate::{
     driver,
     error::{Error, ErrorKind},
     hooks::Hooks,
-    http_answer::{AnsweredByHook, answer_and_close, answer_request, linger_close},
+    http_answer::{answer_and_close, answer_request, linger_close},
+    listener::{ListenAddr, Listener},
+    server_options::ServeOptions,
     socket::Socket,
+    tracker::Tracker,
 };
 
 /// Serves WebSocket connections on `addr`, calling `handler` for each one in its own task.
@@ -69,6 +72,8 @@ pub struct ServerBuilder {
     pub(crate) handshake: ServerConfig,
     /// Request and response hooks, subprotocols (see `hooks.rs`).
     pub(crate) hooks: Hooks,
+    /// TLS, limits, timeouts (see `server_options.rs`).
+    pub(crate) serving: ServeOptions,
 }
 
 impl ServerBuilder {
@@ -131,10 +136,7 @@ impl ServerBuilder {
     /// ```
     pub async fn bind(self, addr: impl ToSocketAddrs) -> io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(Server {
-            listener,
-            settings: Arc::new(self),
-        })
+        Ok(Server::new(Listener::Tcp(listener), self))
     }
 }
 
@@ -150,8 +152,9 @@ impl ServerBuilder {
 /// ```
 #[derive(Debug)]
 pub struct Server {
-    listener: TcpListener,
+    pub(crate) listener: Listener,
     pub(crate) settings: Arc<ServerBuilder>,
+    pub(crate) tracker: Arc<Tracker>,
 }
 
 impl Server {
@@ -179,7 +182,9 @@ impl Server {
         ServerBuilder::default().bind(addr).await
     }
 
-    /// The address the server listens on (useful after binding port 0).
+    /// The TCP address the server listens on (useful after binding port 0). For a server
+    /// on a Unix socket ([`ServerBuilder::bind_unix`]), which has no TCP address, this is
+    /// `0.0.0.0:0`: use [`listen_addr`](Self::listen_addr) there.
     ///
     /// ```no_run
     /// # async fn f() -> std::io::Result<()> {
@@ -188,13 +193,16 @@ impl Server {
     /// # Ok(()) }
     /// ```
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound TCP listener has a local address")
+        match self.listen_addr() {
+            ListenAddr::Tcp(addr) => addr,
+            _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+        }
     }
 
     /// Accepts connections forever, running `handler` for each WebSocket in its own task.
     /// A failed handshake is answered with its HTTP error and never reaches the handler.
+    /// A [`ShutdownHandle`](crate::ShutdownHandle) can stop it gracefully; see
+    /// [`serve_with_shutdown`](Self::serve_with_shutdown).
     ///
     /// # Errors
     ///
@@ -212,86 +220,9 @@ impl Server {
         H: Fn(Connection) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
-        // The accept loop runs as a task of its own, on the runtime's workers: awaited in
-        // place, it would often run on the thread of `block_on` (`#[tokio::main]`), and
-        // every connection it spawns would wake a worker thread (a futex call, and on one
-        // core a context switch). Dropping this future stops the loop.
-        struct AbortOnDrop(tokio::task::JoinHandle<io::Result<()>>);
-        impl Drop for AbortOnDrop {
-            fn drop(&mut self) {
-                self.0.abort();
-            }
-        }
-        let mut accept_loop = AbortOnDrop(tokio::spawn(self.accept_loop(handler)));
-        match (&mut accept_loop.0).await {
-            Ok(result) => result,
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(error) => Err(io::Error::other(error)),
-        }
+        self.serve_with_shutdown(handler, std::future::pending())
+            .await
     }
-
-    async fn accept_loop<H, F>(self, handler: H) -> io::Result<()>
-    where
-        H: Fn(Connection) -> F + Send + Sync + 'static,
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let handler = Arc::new(handler);
-        loop {
-            let (stream, peer) = match self.listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) if is_transient_accept_error(&error) => {
-                    // Out of file descriptors or a connection reset before accept: back off
-                    // briefly instead of spinning or dying.
-                    tracing::warn!(%error, "accept failed; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
-            let handler = handler.clone();
-            let settings = self.settings.clone();
-            let span = tracing::info_span!("ws", peer = %peer, path = tracing::field::Empty);
-            tokio::spawn(
-                async move {
-                    // Boxed, so that the handshake's state (a few hundred bytes) is freed
-                    // once it is over instead of sizing the task for the connection's life.
-                    match Box::pin(accept(stream, Some(peer), &settings)).await {
-                        Ok(connection) => {
-                            tracing::Span::current().record("path", connection.path());
-                            tracing::info!("connection open");
-                            handler(connection).await;
-                        }
-                        Err(error) if AnsweredByHook::is_source_of(&error) => {
-                            tracing::debug!(%error, "answered over HTTP");
-                        }
-                        Err(error) => tracing::info!(%error, "handshake failed"),
-                    }
-                }
-                .instrument(span),
-            );
-        }
-    }
-}
-
-fn is_transient_accept_error(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::WouldBlock
-    ) || error
-        .raw_os_error()
-        .is_some_and(|code| code == 23 || code == 24) // ENFILE, EMFILE
-}
-
-async fn accept(
-    stream: TcpStream,
-    peer: Option<SocketAddr>,
-    settings: &ServerBuilder,
-) -> Result<Connection, Error> {
-    stream.set_nodelay(true)?;
-    accept_on(Socket::from(stream), peer, settings).await
 }
 
 /// Runs the server side of the opening handshake on any transport, then starts the

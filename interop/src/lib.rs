@@ -13,6 +13,7 @@
 //! dependency is missing fails and says so.
 
 pub mod axum;
+pub mod cdp;
 pub mod deflate;
 pub mod deps;
 pub mod process;

@@ -16,9 +16,14 @@ pub(crate) struct ServeArgs {
     /// Listen on a Unix domain socket at PATH instead of ADDR (removed on exit).
     #[arg(long, value_name = "PATH", conflicts_with = "addr")]
     unix: Option<PathBuf>,
-    /// Echo every message back to its sender (the default, and for now the only mode).
-    #[arg(long)]
+    /// Echo every message back to its sender (the default).
+    #[arg(long, conflicts_with = "demo")]
     echo: bool,
+    /// Serve the demo applications and their web pages on this port instead: chat rooms
+    /// at /chat/{room}, a live data stream at /live, a multiplayer game at /game (open
+    /// http://ADDR/ in a browser).
+    #[arg(long)]
+    demo: bool,
     /// Serve wss:// with this PEM certificate chain (the server's certificate first).
     #[arg(long, value_name = "FILE", requires = "tls_key", help_heading = "TLS")]
     tls_cert: Option<PathBuf>,
@@ -69,7 +74,17 @@ pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failu
     print_line(&format!("listening on {url}"))?;
 
     let shutdown = server.shutdown_handle();
-    let serving = server.serve(echo);
+    let serving: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+        match args.demo {
+            true => {
+                if let ListenAddr::Tcp(addr) = server.listen_addr() {
+                    print_line(&format!("demo pages at http://{addr}/"))?;
+                }
+                let router = sockjet_demo::Demo::start().router();
+                Box::pin(server.serve_router(router))
+            }
+            false => Box::pin(server.serve(echo)),
+        };
     tokio::pin!(serving);
     let accepting = |result: std::io::Result<()>| {
         result.map_err(|error| {
@@ -103,10 +118,17 @@ async fn bind(args: &ServeArgs) -> Result<Server, Failure> {
         .config()
         .ping_interval(args.ping_interval)
         .ping_timeout(args.ping_timeout);
+    let config = match args.demo {
+        true => sockjet_demo::Demo::connection_config(config),
+        false => config,
+    };
     let mut builder = args
         .policy
         .hooks(Server::builder().connection(args.policy.connection(config)))
         .handshake_timeout(args.handshake_timeout);
+    if args.demo {
+        builder = sockjet_demo::Demo::pages(builder);
+    }
     if let Some(limit) = args.max_connections {
         builder = builder.max_connections(limit);
     }

@@ -1,0 +1,283 @@
+//! Chat rooms at `/chat/{room}`: nicknames, join and leave notices, the last messages of
+//! each room for newcomers, typed JSON validated with serde (a bad message gets an
+//! `error` reply, not a disconnect), and a per-connection rate limit.
+//!
+//! Client to server: `{"type":"join","nick":"ada"}` first, then
+//! `{"type":"say","text":"hello"}`. Server to client: `welcome` (the room, your nick, the
+//! history and who is here), `joined` / `left` (with the members), `message`, `error`.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Deserialize, Serialize};
+use sockjet::{Connection, Sender};
+
+use crate::json_error;
+
+/// Messages kept per room for newcomers.
+pub const HISTORY: usize = 50;
+/// Longest nickname, in characters.
+const MAX_NICK: usize = 24;
+/// Longest message, in characters.
+const MAX_TEXT: usize = 2000;
+/// Messages a connection may send per second on average, and in a burst.
+const RATE_PER_SECOND: f64 = 5.0;
+const RATE_BURST: f64 = 10.0;
+
+/// What a client may send.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Take a nickname and enter the room.
+    Join {
+        /// 1 to 24 characters, no control characters.
+        nick: String,
+    },
+    /// Say something to the room.
+    Say {
+        /// 1 to 2000 characters.
+        text: String,
+    },
+}
+
+/// A line of the room's history, as sent to clients.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChatLine {
+    /// Who said it.
+    pub nick: String,
+    /// What was said.
+    pub text: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub at: u64,
+}
+
+/// Parses and checks a client message; the error is what to tell the client.
+pub fn parse(text: &str) -> Result<ClientMessage, String> {
+    let message: ClientMessage =
+        serde_json::from_str(text).map_err(|error| format!("bad message: {error}"))?;
+    match &message {
+        ClientMessage::Join { nick } => {
+            let count = nick.trim().chars().count();
+            if count == 0 || count > MAX_NICK || nick.chars().any(char::is_control) {
+                return Err(format!("a nickname has 1 to {MAX_NICK} characters"));
+            }
+        }
+        ClientMessage::Say { text } => {
+            let count = text.chars().count();
+            if text.trim().is_empty() || count > MAX_TEXT {
+                return Err(format!("a message has 1 to {MAX_TEXT} characters"));
+            }
+        }
+    }
+    Ok(message)
+}
+
+/// One room: its members on this server and its recent history.
+#[derive(Debug, Default)]
+struct Room {
+    members: Vec<(Sender, String)>,
+    history: VecDeque<ChatLine>,
+}
+
+impl Room {
+    fn nicks(&self) -> Vec<&str> {
+        self.members.iter().map(|(_, nick)| nick.as_str()).collect()
+    }
+
+    fn send_all(&self, event: &serde_json::Value) {
+        sockjet::broadcast(self.members.iter().map(|(s, _)| s), event.to_string());
+    }
+}
+
+/// Every room of this server.
+#[derive(Clone, Debug, Default)]
+pub struct Chat {
+    rooms: Arc<Mutex<HashMap<String, Room>>>,
+}
+
+impl Chat {
+    /// No rooms yet; a room exists while it has members or history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs one connection in `room`.
+    pub async fn chat(&self, room: &str, mut ws: Connection) {
+        let mut nick: Option<String> = None;
+        let mut bucket = TokenBucket::new(RATE_PER_SECOND, RATE_BURST);
+        while let Ok(Some(message)) = ws.recv().await {
+            if !bucket.take() {
+                let _ = ws
+                    .send(json_error("slow down: at most 5 messages a second"))
+                    .await;
+                continue;
+            }
+            let parsed = match message.as_text() {
+                Some(text) => parse(text),
+                None => Err("binary messages are not part of this chat".to_owned()),
+            };
+            match (parsed, &nick) {
+                (Err(error), _) => {
+                    let _ = ws.send(json_error(&error)).await;
+                }
+                (Ok(ClientMessage::Join { nick: wanted }), None) => {
+                    nick = Some(self.join(room, wanted.trim(), ws.sender()));
+                }
+                (Ok(ClientMessage::Join { .. }), Some(_)) => {
+                    let _ = ws.send(json_error("already joined")).await;
+                }
+                (Ok(ClientMessage::Say { .. }), None) => {
+                    let _ = ws.send(json_error("join first")).await;
+                }
+                (Ok(ClientMessage::Say { text }), Some(nick)) => self.say(room, nick, text),
+            }
+        }
+        if nick.is_some() {
+            self.leave(room, &ws.sender());
+        }
+    }
+
+    /// Adds a member (with a unique nickname: `ada`, `ada-2`, ...), sends it the welcome
+    /// and tells the others. Returns the nickname given.
+    fn join(&self, room: &str, wanted: &str, sender: Sender) -> String {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let state = rooms.entry(room.to_owned()).or_default();
+        let mut nick = wanted.to_owned();
+        let mut suffix = 2;
+        while state.members.iter().any(|(_, taken)| *taken == nick) {
+            nick = format!("{wanted}-{suffix}");
+            suffix += 1;
+        }
+        state.members.push((sender.clone(), nick.clone()));
+        let welcome = serde_json::json!({
+            "type": "welcome", "room": room, "nick": nick,
+            "history": state.history, "members": state.nicks(),
+        });
+        sockjet::broadcast([&sender], welcome.to_string());
+        let joined =
+            serde_json::json!({ "type": "joined", "nick": nick, "members": state.nicks() });
+        state.send_all(&joined);
+        nick
+    }
+
+    fn say(&self, room: &str, nick: &str, text: String) {
+        let line = ChatLine {
+            nick: nick.to_owned(),
+            text,
+            at: now_millis(),
+        };
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let state = rooms.entry(room.to_owned()).or_default();
+        let event = serde_json::json!({ "type": "message", "nick": line.nick, "text": line.text, "at": line.at });
+        state.send_all(&event);
+        if state.history.len() == HISTORY {
+            state.history.pop_front();
+        }
+        state.history.push_back(line);
+    }
+
+    fn leave(&self, room: &str, sender: &Sender) {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let Some(state) = rooms.get_mut(room) else {
+            return;
+        };
+        let id = sender.id();
+        let Some(index) = state.members.iter().position(|(s, _)| s.id() == id) else {
+            return;
+        };
+        let (_, nick) = state.members.remove(index);
+        let left = serde_json::json!({ "type": "left", "nick": nick, "members": state.nicks() });
+        state.send_all(&left);
+    }
+
+    /// Nicknames in `room` on this server.
+    pub fn members(&self, room: &str) -> Vec<String> {
+        let rooms = self.rooms.lock().expect("rooms lock");
+        rooms.get(room).map_or_else(Vec::new, |state| {
+            state.nicks().into_iter().map(str::to_owned).collect()
+        })
+    }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// Allows `rate` events a second on average and `burst` at once.
+#[derive(Debug)]
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: f64, burst: f64) -> Self {
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            updated: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now
+            .duration_since(self.updated)
+            .min(Duration::from_secs(60));
+        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.rate).min(self.burst);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_typed_and_checked() {
+        assert_eq!(
+            parse(r#"{"type":"join","nick":"ada"}"#),
+            Ok(ClientMessage::Join { nick: "ada".into() })
+        );
+        assert_eq!(
+            parse(r#"{"type":"say","text":"hi"}"#),
+            Ok(ClientMessage::Say { text: "hi".into() })
+        );
+        for bad in [
+            "not json",
+            r#"{"type":"shout","text":"hi"}"#,
+            r#"{"type":"say","text":"hi","admin":true}"#,
+            r#"{"type":"say"}"#,
+            r#"{"type":"say","text":"   "}"#,
+            r#"{"type":"join","nick":""}"#,
+            r#"{"type":"join","nick":"a\u0007b"}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let long = format!(r#"{{"type":"say","text":"{}"}}"#, "x".repeat(MAX_TEXT + 1));
+        assert!(parse(&long).is_err());
+    }
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_the_rate() {
+        let mut bucket = TokenBucket::new(5.0, 10.0);
+        assert_eq!((0..20).filter(|_| bucket.take()).count(), 10);
+        bucket.updated -= Duration::from_secs(1);
+        assert_eq!((0..20).filter(|_| bucket.take()).count(), 5);
+    }
+}

@@ -369,9 +369,13 @@ impl Hub {
     /// ```
     pub fn stats(&self) -> HubStats {
         let inner = &self.inner;
+        // One lock at a time: a temporary guard in the struct literal would live until its
+        // end, holding `topics` while taking shard locks (the reverse of join's order).
+        let topics = inner.read_topics().len();
+        let connections = inner.registry.connection_count();
         HubStats {
-            topics: inner.read_topics().len(),
-            connections: inner.registry.connection_count(),
+            topics,
+            connections,
             published: inner.published.load(Ordering::Relaxed),
             remote_delivered: inner.remote_delivered.load(Ordering::Relaxed),
             own_echoes: inner.own_echoes.load(Ordering::Relaxed),

@@ -91,6 +91,9 @@ struct Shared {
     /// Topics with local members: what the subscriber connection must be subscribed to.
     desired: Mutex<HashSet<Arc<str>>>,
     desired_changed: Notify,
+    /// The subscriber lost its connection: the publisher's may be gone too, and would
+    /// otherwise be found dead only by the next PUBLISH, which would be lost.
+    check_publisher: Notify,
     publisher_up: AtomicBool,
     subscriber_up: AtomicBool,
     /// Bytes of envelopes waiting in the publish queue.
@@ -314,14 +317,14 @@ impl Backend for RedisBackend {
 
     fn stats(&self) -> BackendStats {
         let shared = &self.shared;
-        let mut stats = BackendStats::default();
-        stats.connected = shared.publisher_up.load(Ordering::Acquire)
-            && shared.subscriber_up.load(Ordering::Acquire);
-        stats.published = shared.published.load(Ordering::Relaxed);
-        stats.failed = shared.failed.load(Ordering::Relaxed);
-        stats.received = shared.received.load(Ordering::Relaxed);
-        stats.malformed = shared.malformed.load(Ordering::Relaxed);
-        stats
+        BackendStats {
+            connected: shared.publisher_up.load(Ordering::Acquire)
+                && shared.subscriber_up.load(Ordering::Acquire),
+            published: shared.published.load(Ordering::Relaxed),
+            failed: shared.failed.load(Ordering::Relaxed),
+            received: shared.received.load(Ordering::Relaxed),
+            malformed: shared.malformed.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -423,16 +426,36 @@ async fn run_publisher(
 }
 
 /// Sends queued messages, several per round trip, until Redis fails (the error) or the
-/// queue is closed (`None`).
+/// queue is closed (`None`). Pings when idle, and when the subscriber lost its connection,
+/// so that a dead connection is found before a message is lost on it.
 async fn publish_until_error(
     connection: &mut MultiplexedConnection,
     outgoing: &mut mpsc::Receiver<Outgoing>,
     shared: &Shared,
 ) -> Option<redis::RedisError> {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut health = interval(HEALTH_CHECK);
+    health.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    health.tick().await;
     loop {
-        if outgoing.recv_many(&mut batch, BATCH).await == 0 {
-            return None;
+        tokio::select! {
+            received = outgoing.recv_many(&mut batch, BATCH) => {
+                if received == 0 {
+                    return None;
+                }
+            }
+            () = shared.check_publisher.notified() => {
+                if let Err(error) = ping(connection).await {
+                    return Some(error);
+                }
+                continue;
+            }
+            _ = health.tick() => {
+                if let Err(error) = ping(connection).await {
+                    return Some(error);
+                }
+                continue;
+            }
         }
         let mut pipeline = redis::pipe();
         let mut bytes = 0;
@@ -459,6 +482,10 @@ async fn publish_until_error(
     }
 }
 
+async fn ping(connection: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+    redis::cmd("PING").query_async::<()>(connection).await
+}
+
 async fn run_subscriber(
     client: Client,
     shared: Arc<Shared>,
@@ -477,7 +504,10 @@ async fn run_subscriber(
                 let error = subscriber.run(pubsub, &mut outage).await;
                 shared.subscriber_up.store(false, Ordering::Release);
                 match error {
-                    Some(error) => outage.lost(&error),
+                    Some(error) => {
+                        outage.lost(&error);
+                        shared.check_publisher.notify_one();
+                    }
                     None => return,
                 }
             }

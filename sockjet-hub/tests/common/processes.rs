@@ -16,20 +16,21 @@ use super::LIMIT;
 /// Where `redis-server` is: `$SOCKJET_REDIS_SERVER`, else the first on `PATH`. A missing
 /// one fails the test: the Redis tests must not pass without running.
 fn redis_server_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("SOCKJET_REDIS_SERVER") {
-        return PathBuf::from(path);
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|dir| dir.join("redis-server"))
-        .chain([PathBuf::from("/usr/bin/redis-server")])
-        .find(|candidate| candidate.is_file());
-    on_path.unwrap_or_else(|| {
+    let found = match std::env::var_os("SOCKJET_REDIS_SERVER") {
+        Some(path) => Some(PathBuf::from(path)).filter(|path| path.is_file()),
+        None => std::env::var_os("PATH")
+            .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|dir| dir.join("redis-server"))
+            .chain([PathBuf::from("/usr/bin/redis-server")])
+            .find(|candidate| candidate.is_file()),
+    };
+    found.unwrap_or_else(|| {
         panic!(
-            "redis-server not found (on PATH or in $SOCKJET_REDIS_SERVER): \
-             run scripts/install-test-deps.sh to install it (Debian package redis-server)"
+            "redis-server not found (on PATH, or at $SOCKJET_REDIS_SERVER if set): the Redis \
+             tests need it; run scripts/install-test-deps.sh (it installs Debian's \
+             redis-server)"
         )
     })
 }

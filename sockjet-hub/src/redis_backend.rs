@@ -57,6 +57,12 @@ const SUBSCRIBE_CHUNK: usize = 1024;
 /// default) in a binary envelope that carries the publishing hub's id, so that a hub skips
 /// its own messages when Redis sends them back (its local members had them at once).
 ///
+/// Every queue is bounded: outgoing messages wait in a queue of
+/// [`publish_queue`](Self::publish_queue) messages and bytes (past it, publishing reports
+/// [`RemoteFailure::QueueFull`]); incoming ones are delivered to local members as they
+/// arrive, without waiting (a slow member misses them, as with any publish), so the
+/// redis crate's own buffer of received messages stays short.
+///
 /// ```no_run
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use sockjet_hub::{Hub, RedisBackend};

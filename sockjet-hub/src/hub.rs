@@ -552,3 +552,17 @@ impl HubInner {
         Some(self.deliver_local(topic, message, None))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hubs_are_send_sync_and_clones_share_topics() {
+        fn send_sync<T: Send + Sync + Clone>() {}
+        send_sync::<Hub>();
+        let hub = Hub::new();
+        assert_eq!(hub.clone().id(), hub.id());
+        assert!(Arc::ptr_eq(&hub.clone().inner, &hub.inner));
+    }
+}

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs what the interop tests (`cargo test -p sockjet-interop`) need:
+# Installs what the interop tests (`cargo test -p sockjet-interop`) and the hub's Redis
+# tests (`cargo test -p sockjet-hub`) need:
 #
 #   1. a Python venv with `websockets` (interop/peers/requirements.txt),
 #   2. Node.js `ws` (interop/peers/package.json + package-lock.json) in interop/peers/node_modules,
-#   3. Debian's `chromium` at /usr/bin/chromium (needs root for apt-get).
+#   3. Debian's `chromium` at /usr/bin/chromium (needs root for apt-get),
+#   4. Debian's `redis-server` (needs root for apt-get; the tests start their own instances
+#      on free loopback ports, so no service needs to run).
 #
 # Idempotent: every step first checks whether it is already done, so a second run takes
 # about a second. Exits non-zero with a message on any failure.
@@ -15,6 +18,7 @@
 #   SOCKJET_INTEROP_NODE          node binary         (default: node on PATH)
 #   SOCKJET_INTEROP_NODE_MODULES  node_modules        (default: interop/peers/node_modules)
 #   SOCKJET_INTEROP_CHROMIUM      chromium binary     (default: /usr/bin/chromium)
+#   SOCKJET_REDIS_SERVER          redis-server binary (default: redis-server on PATH)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +28,7 @@ PYTHON="${SOCKJET_INTEROP_PYTHON:-$VENV/bin/python}"
 NODE="${SOCKJET_INTEROP_NODE:-node}"
 NODE_MODULES="${SOCKJET_INTEROP_NODE_MODULES:-$PEERS/node_modules}"
 CHROMIUM="${SOCKJET_INTEROP_CHROMIUM:-/usr/bin/chromium}"
+REDIS_SERVER="${SOCKJET_REDIS_SERVER:-redis-server}"
 
 log() { echo "install-test-deps: $*"; }
 die() {
@@ -97,4 +102,23 @@ else
     log "chromium: installed $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
 fi
 
-log "all interop test dependencies are installed"
+# ----- 4. redis-server -----
+if command -v "$REDIS_SERVER" >/dev/null; then
+    log "redis: $("$REDIS_SERVER" --version | cut -d' ' -f1-3) already installed at $(command -v "$REDIS_SERVER")"
+else
+    if [ -n "${SOCKJET_REDIS_SERVER:-}" ]; then
+        die "SOCKJET_REDIS_SERVER=$SOCKJET_REDIS_SERVER does not exist; unset it to install Debian's redis-server"
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        die "redis-server is missing and this script is not running as root, so it cannot apt-get install it; run: sudo apt-get update && sudo apt-get install -y redis-server (or run this script as root)"
+    fi
+    command -v apt-get >/dev/null || die "redis-server is missing and apt-get is not available; install Redis yourself and set SOCKJET_REDIS_SERVER"
+    log "redis: apt-get update && apt-get install -y redis-server"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update || die "apt-get update failed"
+    apt-get install -y redis-server || die "apt-get install -y redis-server failed"
+    command -v redis-server >/dev/null || die "apt-get installed redis-server but it is not on PATH"
+    log "redis: installed $(redis-server --version | cut -d' ' -f1-3)"
+fi
+
+log "all test dependencies are installed"

@@ -12,6 +12,7 @@ mod bench;
 mod connect;
 mod format;
 mod serve;
+mod serve_broadcast;
 
 use std::{
     io::{self, IsTerminal as _, Write as _},
@@ -59,6 +60,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a WebSocket server that echoes every message back to its sender.
+    ///
+    /// With --broadcast, every message goes to every open connection instead.
     ///
     /// Prints `listening on ws://ADDR` once it accepts connections (with the real port when
     /// ADDR ends in :0) and logs each connection on stderr. Ctrl-C or SIGTERM closes open

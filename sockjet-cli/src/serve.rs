@@ -1,4 +1,5 @@
-//! `sockjet serve`: an echo server.
+//! `sockjet serve`: an echo server, or with `--broadcast` a broadcast one
+//! (`serve_broadcast.rs`).
 
 use std::time::Duration;
 
@@ -18,9 +19,14 @@ pub(crate) struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the URL printed shows which).
     #[arg(value_name = "ADDR", default_value = "127.0.0.1:8765")]
     addr: String,
-    /// Echo every message back to its sender (the default, and for now the only mode).
+    /// Echo every message back to its sender (the default).
     #[arg(long)]
     echo: bool,
+    /// Send every message received on any connection to every open connection, the
+    /// sender included (sockjet::broadcast: a receiver too slow to keep up misses
+    /// messages rather than holding up the others).
+    #[arg(long, conflicts_with = "echo")]
+    broadcast: bool,
     /// Connection options.
     #[command(flatten)]
     connection: ConnectionArgs,
@@ -36,9 +42,9 @@ pub(crate) struct ServeArgs {
 
 /// Runs the server until Ctrl-C or SIGTERM, then closes open connections with 1001.
 pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failure> {
-    // `--echo` is the only mode; the flag exists so that scripts written today keep
-    // working when other modes arrive.
+    // `--echo` is the default mode; the flag lets scripts say so.
     let _ = args.echo;
+    let room = args.broadcast.then(crate::serve_broadcast::Room::new);
     let config = args
         .connection
         .config()
@@ -64,7 +70,15 @@ pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failu
     let (stop, stopped) = watch::channel(false);
     let (running, mut all_closed) = mpsc::channel::<()>(1);
     let weak_running = running.downgrade();
-    let serving = server.serve(move |ws| echo(ws, stopped.clone(), weak_running.upgrade()));
+    let serving = server.serve(move |ws| {
+        let (stop, running, room) = (stopped.clone(), weak_running.upgrade(), room.clone());
+        async move {
+            match room {
+                Some(room) => crate::serve_broadcast::relay(ws, room, stop, running).await,
+                None => echo(ws, stop, running).await,
+            }
+        }
+    });
     let signal = tokio::select! {
         result = serving => {
             result.map_err(|error| {
@@ -134,7 +148,7 @@ async fn echo(
 ///
 /// Returns `()` rather than the `watch` guard, which is not `Send` and would make the
 /// handler's future unfit for a multi-threaded runtime.
-async fn stopping(stop: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopping(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 

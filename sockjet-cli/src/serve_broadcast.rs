@@ -39,7 +39,9 @@ impl Room {
 
     fn lock(&self) -> MutexGuard<'_, Members> {
         // A panic elsewhere leaves a member list that is still a valid list.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds `ws` to the room until the returned guard is dropped.
@@ -160,7 +162,10 @@ mod tests {
             }
         })
         .await;
-        clients[1].send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+        clients[1]
+            .send(Message::binary(vec![1u8, 2, 3]))
+            .await
+            .unwrap();
         clients[2].send("hello").await.unwrap();
         for client in &mut clients {
             let first = within(client.recv()).await.unwrap().unwrap();
@@ -169,7 +174,10 @@ mod tests {
             assert_eq!(second, Message::text("hello"));
         }
         let leaver = clients.pop().unwrap();
-        leaver.close(CloseCode::NORMAL_CLOSURE, "bye").await.unwrap();
+        leaver
+            .close(CloseCode::NORMAL_CLOSURE, "bye")
+            .await
+            .unwrap();
         drop(leaver);
         within(async {
             while room.len() > 2 {

@@ -174,7 +174,10 @@ impl Session {
     /// written in order with the control frames; nothing once closing. Only for a session
     /// without a pre-encoded message, whose data frames it would otherwise cut into.
     pub(crate) fn queue_frame(&mut self, frame: &[u8]) {
-        debug_assert!(self.message.is_none(), "queue_frame with a pre-encoded message");
+        debug_assert!(
+            self.message.is_none(),
+            "queue_frame with a pre-encoded message"
+        );
         if !self.close_sent {
             self.control.extend_from_slice(frame);
         }

@@ -921,6 +921,52 @@ fn fanout_counts_deliveries_a_server_drops_as_missing() {
     assert_no_errors(&json);
 }
 
+/// Two servers that share their connections (as two processes would through Redis):
+/// the publisher on one, the subscribers on the other.
+#[test]
+fn fanout_publisher_on_another_server_reaches_the_subscribers() {
+    use std::sync::{Arc, Mutex};
+    let members: Arc<Mutex<Vec<sockjet::Sender>>> = Arc::default();
+    let relay = |members: Arc<Mutex<Vec<sockjet::Sender>>>| {
+        move |mut ws: sockjet::Connection| {
+            let members = Arc::clone(&members);
+            async move {
+                members.lock().unwrap().push(ws.sender());
+                while let Ok(Some(message)) = ws.recv().await {
+                    let all = members.lock().unwrap().clone();
+                    let _ = sockjet::broadcast(&all, message);
+                }
+            }
+        }
+    };
+    let (_first, publisher_url) = scripted_server(relay(Arc::clone(&members)));
+    let (_second, subscribers_url) = scripted_server(relay(members));
+    let (json, finished) = successful_bench(
+        &subscribers_url,
+        &[
+            "--fanout",
+            "10",
+            "--depth",
+            "2",
+            "--publisher-url",
+            &publisher_url,
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+        ],
+    );
+    assert_full_fanout(&json, 10.0, 2.0);
+    assert_eq!(json["parameters"]["publisher_url"], publisher_url.as_str());
+    assert_eq!(number(&json, "/connections/opened"), 11.0, "{json:#}");
+    assert!(
+        finished
+            .stdout
+            .contains(&format!("publisher on {publisher_url}")),
+        "{finished:#?}"
+    );
+}
+
 #[test]
 fn fanout_against_an_echo_server_is_one_error_line() {
     let server = EchoServer::start(&[]);

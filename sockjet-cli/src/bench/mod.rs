@@ -160,6 +160,11 @@ pub(crate) struct BenchArgs {
         conflicts_with_all = ["conns", "connect_rate", "idle", "compression", "floor"]
     )]
     fanout: Option<usize>,
+    /// With --fanout: the publisher connects to URL instead of the server the subscribers
+    /// connect to: one of several server processes that share their connections (through
+    /// Redis, say), so that the latency measured includes what connects them.
+    #[arg(long, value_name = "URL", requires = "fanout")]
+    publisher_url: Option<String>,
     /// With --fanout: how long a message may take to reach every subscriber; then those
     /// that did not get it count as missing deliveries.
     #[arg(
@@ -285,6 +290,7 @@ impl Settings {
             floor: args.floor,
             idle: args.idle,
             fanout: args.fanout,
+            publisher_url: args.publisher_url.clone(),
             fanout_timeout_s: args.fanout.map(|_| args.fanout_timeout.as_secs_f64()),
             warm: args.warms(),
             server_pid: args.server_pid,

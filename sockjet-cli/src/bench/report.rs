@@ -102,6 +102,8 @@ pub(crate) enum Mode {
 ///   client's own masked frames (`--floor`).
 /// - `idle`: connections asked for in idle mode, or `null`.
 /// - `fanout`: subscribers asked for in fan-out mode, or `null`.
+/// - `publisher_url`: fan-out mode: the server the publisher connected to, when not
+///   `url` (`--publisher-url`); else `null`.
 /// - `fanout_timeout_s`: fan-out mode: how long a message may take to reach every
 ///   subscriber before those without it count as missing deliveries; else `null`.
 /// - `warm`: idle mode: whether each connection exchanges one message of `size` bytes
@@ -122,6 +124,7 @@ pub(crate) struct Parameters {
     pub(crate) floor: bool,
     pub(crate) idle: Option<usize>,
     pub(crate) fanout: Option<usize>,
+    pub(crate) publisher_url: Option<String>,
     pub(crate) fanout_timeout_s: Option<f64>,
     pub(crate) warm: bool,
     pub(crate) server_pid: Option<u32>,
@@ -225,14 +228,15 @@ pub(crate) struct Idle {
 /// - `messages_completed`: messages that reached every subscriber still connected.
 /// - `messages_timed_out`: messages that had not after `fanout_timeout_s`.
 /// - `messages_per_s`: messages whose fan-out ended (completed or timed out) per second.
-/// - `deliveries`: messages read by a subscriber (one per subscriber per message), the
-///   count of `latency_us`.
+/// - `deliveries`: messages read by a subscriber (one per subscriber per message), late
+///   ones included: the count of `latency_us`, and what `server_cpu_per_delivery_us`
+///   divides by.
 /// - `deliveries_per_s`: `deliveries` per second.
 /// - `missing_deliveries`: of the messages timed out, the subscribers that had not
 ///   received them then (a server may drop messages for a receiver that does not keep
-///   up).
-/// - `late_deliveries`: messages read after their timeout (counted missing too; not in
-///   `deliveries`).
+///   up, or just be slower than the timeout).
+/// - `late_deliveries`: deliveries read after their message's timeout (so counted in
+///   `missing_deliveries` too): the server was slow rather than dropping.
 /// - `completion_us`: time from sending a message to its read by the last subscriber,
 ///   for the messages completed, see [`Percentiles`].
 /// - `timeout_s`: the timeout (`--fanout-timeout`).
@@ -335,8 +339,13 @@ impl Report {
                     (None, Some(depth)) => format!("depth {depth}"),
                     (None, None) => String::new(),
                 };
+                let publisher = match &p.publisher_url {
+                    Some(url) => format!(", publisher on {url}"),
+                    None => String::new(),
+                };
                 format!(
-                    "fan-out, 1 publisher to {} subscribers, {}-byte {} messages, {flow}",
+                    "fan-out, 1 publisher to {} subscribers, {}-byte {} messages, \
+                     {flow}{publisher}",
                     group(p.fanout.unwrap_or(0) as u64),
                     group(p.size as u64),
                     p.payload
@@ -559,7 +568,7 @@ impl FanoutReport {
                 format_seconds(self.timeout_s),
                 match self.late_deliveries {
                     0 => String::new(),
-                    late => format!(", {} of them read later", group(late)),
+                    late => format!(", {} of them read later (in deliveries)", group(late)),
                 }
             ),
         );

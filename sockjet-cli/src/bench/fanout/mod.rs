@@ -8,7 +8,11 @@
 //! (`--rate R`): R messages a second on a schedule. A message's fan-out ends when every
 //! subscriber has received it, or after `--fanout-timeout` (2 s by default): then the
 //! subscribers that did not get it count as missing deliveries (a server may drop
-//! messages for a receiver that does not keep up, as sockjet's broadcast does).
+//! messages for a receiver that does not keep up, as sockjet's broadcast does). One that
+//! arrives after all is a late delivery: counted as a delivery (the server did the work)
+//! and as missing. A server slower than the timeout is measured badly: each message given
+//! up on lets the publisher send another while the server still works on the old one, so
+//! give a depth (or rate) whose fan-out takes well under the timeout.
 //!
 //! Latency is per delivery: from the publisher's send time (open loop: the scheduled
 //! time) to a subscriber's read, on the same clock (one process). The fan-out completion
@@ -42,7 +46,7 @@ use self::{
 };
 use super::{
     CLOSE_TIMEOUT, GRACE, HANDSHAKE_TIMEOUT, Settings,
-    dial::Opened,
+    dial::{Opened, Target, dial},
     frames,
     open::{OpenPlan, spawn_openers},
     phases::{Interrupt, Window, all_opened, join_until},
@@ -62,12 +66,18 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
     let stats = SharedStats::new();
     let mut interrupt = Interrupt::listen();
 
-    // The subscribers and, last, the publisher (index `subscribers_asked`).
-    let requested = subscribers_asked + 1;
+    // The publisher's server: the same as the subscribers', unless --publisher-url names
+    // another (one of several processes sharing rooms, e.g. through Redis).
+    let publisher_target = match &args.publisher_url {
+        Some(url) => Arc::new(Target::resolve(url).await?),
+        None => Arc::clone(&settings.target),
+    };
+
+    // The subscribers first, then the publisher (number `subscribers_asked`).
     let (opened, mut receiver) = mpsc::unbounded_channel();
     let plan = OpenPlan {
         target: Arc::clone(&settings.target),
-        count: requested,
+        count: subscribers_asked,
         deflate: None,
         timeout: HANDSHAKE_TIMEOUT,
     };
@@ -79,9 +89,9 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
     });
     let progress = Progress::start(settings.display, {
         let counts = Arc::clone(&counts);
-        move || opening_status(&counts, requested)
+        move || opening_status(&counts, subscribers_asked)
     });
-    let all_open = all_opened(&counts, requested, settings, &stats, &mut interrupt).await;
+    let all_open = all_opened(&counts, subscribers_asked, settings, &stats, &mut interrupt).await;
     progress.finish();
     if all_open.is_err() {
         openers.abort_all();
@@ -92,16 +102,27 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
     while let Ok(connection) = receiver.try_recv() {
         connections.push(connection);
     }
-    // The publisher is the last connection asked for, or the last that opened.
-    connections.sort_by_key(|(index, _)| *index);
-    let Some((publisher_index, publisher_connection)) = connections.pop() else {
-        return Err(Failure::new("no connection opened"));
+    let publisher_index = subscribers_asked;
+    let source = settings
+        .target
+        .source_for(publisher_index, subscribers_asked + 1);
+    let publisher_connection = match dial(&publisher_target, source, None, HANDSHAKE_TIMEOUT).await
+    {
+        Ok(opened) => {
+            stats
+                .recorder(publisher_index)
+                .connect_time(opened.connect_time);
+            opened
+        }
+        Err(error) => {
+            let why = error.to_string();
+            stats.connect_failure(error.reason(), why.clone());
+            return Err(Failure::new(format!(
+                "cannot open the publisher's connection to {}: {why}",
+                publisher_target.url
+            )));
+        }
     };
-    if connections.is_empty() {
-        return Err(Failure::new(
-            "only one connection opened: no subscriber for the publisher",
-        ));
-    }
 
     let subscribers = connections.len();
     let interval = args
@@ -230,7 +251,15 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
             format!("a subscriber received a message without the publisher's {HEAD_LEN}-byte head")
         });
     }
-    let mut report = common_report(settings, &stats, requested, Some(&counts), &window);
+    // The subscribers' counts, and the publisher.
+    let mut report = common_report(
+        settings,
+        &stats,
+        subscribers_asked + 1,
+        Some(&counts),
+        &window,
+    );
+    report.connections.opened += 1;
     let deliveries = stats.totals().latency.len();
     report.latency_us = Percentiles::of(&stats.totals().latency);
     report.fanout = Some(fanout_report(

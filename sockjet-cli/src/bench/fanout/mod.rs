@@ -20,7 +20,7 @@
 //!
 //! Before the warmup, the publisher checks that every subscriber receives broadcasts (a
 //! server may add a connection to its receivers a little after the handshake): it sends
-//! one probe at a time until one reaches everybody (at most 10 s).
+//! probes, one every 500 ms, until one reaches everybody (at most 10 s).
 //!
 //! Files: `board.rs` the messages in flight shared by all, `publisher.rs` and
 //! `subscriber.rs` the two kinds of connection.
@@ -41,7 +41,7 @@ use tokio::{
 
 use self::{
     board::Board,
-    publisher::{PublishPlan, Published, SUBSCRIBE_TIMEOUT, publish},
+    publisher::{MAX_PROBES, PublishPlan, Published, SUBSCRIBE_TIMEOUT, publish},
     subscriber::{SubscriberTotals, subscribe},
 };
 use super::{
@@ -139,7 +139,8 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
         Some(rate) => (rate * timeout.as_secs_f64() * 1.25).ceil() as usize + 16,
         None => args.depth,
     };
-    let board = Arc::new(Board::new(in_flight.min(1 << 22), subscribers));
+    // Probes of the subscription check may still be out when the messages start.
+    let board = Arc::new(Board::new(in_flight.min(1 << 22) + MAX_PROBES, subscribers));
     let (stop, stopped) = watch::channel(false);
     let totals = Arc::new(SubscriberTotals::default());
     let mut tasks = JoinSet::new();

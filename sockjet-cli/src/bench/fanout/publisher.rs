@@ -2,9 +2,11 @@
 //! until every subscriber has it or its timeout passes.
 //!
 //! It first checks that every subscriber receives broadcasts (a server may add a
-//! connection to its list of receivers some time after the handshake): it sends one probe
-//! at a time until one reaches them all. Only then do the warmup and the measurement
-//! start.
+//! connection to its list of receivers some time after the handshake): it sends a probe,
+//! and another each [`PROBE_INTERVAL`] (at most [`MAX_PROBES`] out at once) until one has
+//! reached them all. A probe is not given up on for being slow: a server loaded by other
+//! work may take longer than the interval to reach 10,000 subscribers. Only then do the
+//! warmup and the measurement start; probes still out then are left to finish, uncounted.
 
 use std::{
     collections::VecDeque,
@@ -24,8 +26,11 @@ use crate::bench::{
     stats::{ErrorKind, Recorder, micros, new_histogram},
 };
 
-/// Longest wait for a probe to reach every subscriber before sending another.
-const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+/// Time between two probes while none has reached every subscriber.
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Most probes out at once.
+pub(crate) const MAX_PROBES: usize = 8;
 
 /// Longest wait for every subscriber to receive a probe.
 pub(crate) const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,6 +76,8 @@ pub(crate) struct Published {
     pub(crate) probes: u64,
     /// Time from the first probe to the one that reached every subscriber.
     pub(crate) subscribe_time: Option<Duration>,
+    /// The most subscribers a probe reached (all of them, once the check passed).
+    pub(crate) best_probe: usize,
 }
 
 /// A message in flight.
@@ -79,14 +86,15 @@ struct InFlight {
     seq: u64,
     /// When it was sent (open loop: when it was due).
     sent: Instant,
+    /// A probe of the subscription check, never counted.
+    probe: bool,
 }
 
 /// Where the publisher is.
 #[derive(Clone, Copy, Debug)]
 enum Phase {
-    /// Sending probes, since `since`, until one reaches every subscriber; `best`: the
-    /// most subscribers one reached.
-    Subscribing { since: Instant, best: usize },
+    /// Sending probes, since `since`, until one reaches every subscriber.
+    Subscribing { since: Instant },
     /// Warmup and measurement.
     Running,
 }
@@ -111,6 +119,8 @@ struct Publisher {
     payload: Vec<u8>,
     next_seq: u64,
     in_flight: VecDeque<InFlight>,
+    /// Messages in flight that are not probes.
+    messages_in_flight: usize,
     phase: Phase,
     published: Published,
 }
@@ -145,9 +155,9 @@ pub(crate) async fn publish(
         payload,
         next_seq: 0,
         in_flight: VecDeque::new(),
+        messages_in_flight: 0,
         phase: Phase::Subscribing {
             since: Instant::now(),
-            best: 0,
         },
         published: Published {
             sent: 0,
@@ -157,6 +167,7 @@ pub(crate) async fn publish(
             completion: new_histogram(),
             probes: 0,
             subscribe_time: None,
+            best_probe: 0,
         },
         plan,
     };
@@ -189,8 +200,8 @@ impl Publisher {
         let deadline = tokio::time::sleep_until(Instant::now().into());
         let send_due = tokio::time::sleep_until(Instant::now().into());
         tokio::pin!(deadline, send_due);
-        let mut next_send = None::<Instant>;
-        self.send(Instant::now());
+        // The next probe (while subscribing) or open-loop message due.
+        let mut next_send = Some(Instant::now());
         loop {
             if let Err(error) = self.session.write_pending() {
                 return Some((ErrorKind::Io, crate::io_message(&error)));
@@ -198,7 +209,7 @@ impl Publisher {
             if let Some(oldest) = self.in_flight.front() {
                 deadline
                     .as_mut()
-                    .reset((oldest.sent + self.timeout()).into());
+                    .reset((oldest.sent + self.timeout(oldest)).into());
             }
             if let Some(at) = next_send {
                 send_due.as_mut().reset(at.into());
@@ -215,16 +226,24 @@ impl Publisher {
             match wake {
                 Wake::Stop => return None,
                 Wake::Changed | Wake::Deadline => {}
-                Wake::SendDue => {
-                    // Catch up with every send due by now, each timed from its own slot.
-                    if let (Some(interval), Some(mut at)) = (self.plan.interval, next_send) {
+                Wake::SendDue => match (self.phase, self.plan.interval, next_send) {
+                    (Phase::Subscribing { .. }, _, _) => {
+                        if self.in_flight.len() < MAX_PROBES {
+                            self.send(now);
+                        }
+                        next_send = Some(now + PROBE_INTERVAL);
+                    }
+                    (Phase::Running, Some(interval), Some(mut at)) => {
+                        // Catch up with every send due by now, each timed from its own
+                        // slot.
                         while at <= now {
                             self.send(at);
                             at += interval;
                         }
                         next_send = Some(at);
                     }
-                }
+                    (Phase::Running, _, _) => next_send = None,
+                },
                 Wake::Socket(Err(error)) => {
                     return Some((ErrorKind::Io, crate::io_message(&error)));
                 }
@@ -246,7 +265,7 @@ impl Publisher {
                 ));
             }
             match self.phase {
-                Phase::Subscribing { since, best } => {
+                Phase::Subscribing { since } => {
                     if self.board.schedule().is_some() {
                         // A probe reached everyone: the warmup starts.
                         self.phase = Phase::Running;
@@ -256,23 +275,30 @@ impl Publisher {
                         }
                         match self.plan.interval {
                             Some(_) => next_send = Some(now),
-                            None => self.fill(now),
-                        }
-                    } else if self.in_flight.is_empty() {
-                        if now - since > SUBSCRIBE_TIMEOUT {
-                            let message = format!(
-                                "after {} s of broadcasts, at most {best} of {} subscribers \
-                                 received one: is the server broadcasting every message to \
-                                 every connection?",
-                                SUBSCRIBE_TIMEOUT.as_secs(),
-                                self.board.live()
-                            );
-                            if let Some(subscribed) = subscribed.take() {
-                                let _ = subscribed.send(Err(message));
+                            None => {
+                                next_send = None;
+                                self.fill(now);
                             }
-                            return None;
                         }
-                        self.send(now);
+                    } else if now - since > SUBSCRIBE_TIMEOUT {
+                        let best = self
+                            .in_flight
+                            .iter()
+                            .map(|probe| self.board.progress(probe.seq).0)
+                            .max()
+                            .unwrap_or(0)
+                            .max(self.published.best_probe);
+                        let message = format!(
+                            "after {} s of broadcasts, at most {best} of {} subscribers \
+                             received one: is the server broadcasting every message to \
+                             every connection?",
+                            SUBSCRIBE_TIMEOUT.as_secs(),
+                            self.board.live()
+                        );
+                        if let Some(subscribed) = subscribed.take() {
+                            let _ = subscribed.send(Err(message));
+                        }
+                        return None;
                     }
                 }
                 Phase::Running => {
@@ -284,18 +310,19 @@ impl Publisher {
         }
     }
 
-    /// How long the messages in flight may take.
-    fn timeout(&self) -> Duration {
-        match self.phase {
-            Phase::Subscribing { .. } => PROBE_TIMEOUT,
-            Phase::Running => self.plan.timeout,
+    /// How long `message` may take: a probe, as long as the subscription check (plus the
+    /// timeout, for one still out when the check passed).
+    fn timeout(&self, message: &InFlight) -> Duration {
+        match message.probe {
+            true => SUBSCRIBE_TIMEOUT + self.plan.timeout,
+            false => self.plan.timeout,
         }
     }
 
     /// Closed loop: sends messages until `depth` are in flight.
     fn fill(&mut self, now: Instant) {
         let depth = self.plan.depth.unwrap_or(1);
-        while self.in_flight.len() < depth {
+        while self.messages_in_flight < depth {
             self.send(now);
         }
     }
@@ -318,9 +345,12 @@ impl Publisher {
         self.payload[..HEAD_LEN].copy_from_slice(&head);
         let frame = encode_frame(self.opcode, false, &self.payload, self.mask);
         self.session.queue_frame(&frame);
-        self.in_flight.push_back(InFlight { seq, sent });
-        if let Phase::Subscribing { .. } = self.phase {
+        let probe = matches!(self.phase, Phase::Subscribing { .. });
+        self.in_flight.push_back(InFlight { seq, sent, probe });
+        if probe {
             self.published.probes += 1;
+        } else {
+            self.messages_in_flight += 1;
         }
         if self.board.schedule().is_some_and(|s| s.measures(sent)) {
             self.published.sent += 1;
@@ -330,7 +360,6 @@ impl Publisher {
     /// Ends the fan-out of every message that reached every subscriber, or whose timeout
     /// passed.
     fn retire(&mut self, now: Instant) {
-        let timeout = self.timeout();
         let live = self.board.live();
         let mut index = 0;
         while index < self.in_flight.len() {
@@ -339,7 +368,7 @@ impl Publisher {
             if completed.is_some() || count >= live {
                 self.in_flight.remove(index);
                 self.end(message, completed.unwrap_or(now), true);
-            } else if now >= message.sent + timeout {
+            } else if now >= message.sent + self.timeout(&message) {
                 self.in_flight.remove(index);
                 self.end(message, now, false);
             } else {
@@ -352,21 +381,20 @@ impl Publisher {
     fn end(&mut self, message: InFlight, at: Instant, complete: bool) {
         let (count, _) = self.board.progress(message.seq);
         self.board.close(message.seq);
-        if let Phase::Subscribing { since, best } = self.phase {
+        if message.probe {
+            self.published.best_probe = self.published.best_probe.max(count);
             if complete {
+                // The first probe to reach everybody starts the clock (later ones change
+                // nothing).
                 self.board.set_schedule(Schedule {
                     start: at,
                     measure_start: at + self.plan.warmup,
                     end: at + self.plan.warmup + self.plan.duration,
                 });
-            } else {
-                self.phase = Phase::Subscribing {
-                    since,
-                    best: best.max(count),
-                };
             }
             return;
         }
+        self.messages_in_flight -= 1;
         if !self.board.schedule().is_some_and(|s| s.measures(at)) {
             return;
         }

@@ -15,6 +15,7 @@ mod format;
 mod insecure;
 mod policy;
 mod serve;
+mod serve_broadcast;
 
 use std::{
     io::{self, IsTerminal as _, Write as _},
@@ -63,6 +64,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a WebSocket server that echoes every message back to its sender.
+    ///
+    /// With --broadcast, every message goes to every open connection instead.
     ///
     /// Prints `listening on ws://ADDR` once it accepts connections (with the real port when
     /// ADDR ends in :0; `wss://` with --tls-cert, `ws+unix://PATH` with --unix) and logs

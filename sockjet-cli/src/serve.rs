@@ -1,4 +1,5 @@
-//! `sockjet serve`: an echo server, over TCP, TLS or a Unix socket.
+//! `sockjet serve`: an echo server over TCP, TLS or a Unix socket; with `--broadcast` a
+//! broadcast one (`serve_broadcast.rs`), with `--demo` the demo applications.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -17,8 +18,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "PATH", conflicts_with = "addr")]
     unix: Option<PathBuf>,
     /// Echo every message back to its sender (the default).
-    #[arg(long, conflicts_with = "demo")]
+    #[arg(long, conflicts_with_all = ["demo", "broadcast"])]
     echo: bool,
+    /// Send every message received on any connection to every open connection, the
+    /// sender included (sockjet::broadcast: a receiver too slow to keep up misses
+    /// messages rather than holding up the others).
+    #[arg(long, conflicts_with = "demo")]
+    broadcast: bool,
     /// Serve the demo applications and their web pages on this port instead: chat rooms
     /// at /chat/{room}, a live data stream at /live, a multiplayer game at /game (open
     /// http://ADDR/ in a browser).
@@ -60,8 +66,7 @@ pub(crate) struct ServeArgs {
 /// connection is closed with 1001, and the server waits for the closing handshakes (10 s
 /// at most, or until a second signal) before it exits with status 0.
 pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failure> {
-    // `--echo` is the only mode; the flag exists so that scripts written today keep
-    // working when other modes arrive.
+    // `--echo` is the default mode; the flag lets scripts say so.
     let _ = args.echo;
     let server = bind(&args).await?;
     let scheme = if args.tls_cert.is_some() { "wss" } else { "ws" };
@@ -83,7 +88,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failu
                 let router = sockjet_demo::Demo::start().router();
                 Box::pin(server.serve_router(router))
             }
-            false => Box::pin(server.serve(echo)),
+            false => match args.broadcast.then(crate::serve_broadcast::Room::new) {
+                Some(room) => Box::pin(server.serve(move |ws| {
+                    crate::serve_broadcast::relay(ws, std::sync::Arc::clone(&room))
+                })),
+                None => Box::pin(server.serve(echo)),
+            },
         };
     tokio::pin!(serving);
     let accepting = |result: std::io::Result<()>| {

@@ -34,8 +34,13 @@ struct EchoServer {
 impl EchoServer {
     /// Starts `sockjet serve 127.0.0.1:0 --echo OPTIONS` and reads its URL.
     fn start(options: &[&str]) -> Self {
+        Self::start_in_mode("--echo", options)
+    }
+
+    /// Starts `sockjet serve 127.0.0.1:0 MODE OPTIONS` and reads its URL.
+    fn start_in_mode(mode: &str, options: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sockjet"))
-            .args(["serve", "127.0.0.1:0", "--echo"])
+            .args(["serve", "127.0.0.1:0", mode])
             .args(options)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -744,4 +749,252 @@ fn floor_runs_against_a_plain_tcp_echo() {
         "{json:#}"
     );
     assert_eq!(json["parameters"]["floor"], false, "{json:#}");
+}
+
+/// Checks a fan-out report's counts: every message reached every subscriber, and the
+/// deliveries add up.
+fn assert_full_fanout(json: &Value, subscribers: f64, depth: f64) {
+    assert_eq!(json["mode"], "fanout", "{json:#}");
+    assert_no_errors(json);
+    assert_latency_ordered(json);
+    let fanout = &json["fanout"];
+    assert_eq!(number(fanout, "/subscribers"), subscribers, "{json:#}");
+    assert_eq!(number(fanout, "/messages_timed_out"), 0.0, "{json:#}");
+    assert_eq!(number(fanout, "/missing_deliveries"), 0.0, "{json:#}");
+    assert_eq!(number(fanout, "/late_deliveries"), 0.0, "{json:#}");
+    assert!(number(fanout, "/probes") >= 1.0, "{json:#}");
+    let completed = number(fanout, "/messages_completed");
+    assert!(completed > 0.0, "{json:#}");
+    // Deliveries count by when they were read, messages by when their last subscriber
+    // read them: they differ by the messages in flight at either end of the window.
+    let deliveries = number(fanout, "/deliveries");
+    assert!(
+        (deliveries - completed * subscribers).abs() <= 2.0 * depth * subscribers,
+        "{deliveries} deliveries for {completed} messages: {json:#}"
+    );
+    assert_eq!(number(json, "/latency_us/count"), deliveries, "{json:#}");
+    assert!(number(fanout, "/deliveries_per_s") > 0.0, "{json:#}");
+    let completion = number(fanout, "/completion_us/max");
+    assert!(
+        completion >= number(fanout, "/completion_us/p50"),
+        "{json:#}"
+    );
+    assert_eq!(json["close_codes"]["1000"], subscribers + 1.0, "{json:#}");
+}
+
+#[test]
+fn fanout_reaches_every_subscriber_of_a_broadcast_server() {
+    let server = EchoServer::start_in_mode("--broadcast", &[]);
+    let pid = server.child.id().to_string();
+    for payload in ["--text", "--binary"] {
+        let (json, finished) = successful_bench(
+            &server.url,
+            &[
+                "--fanout",
+                "50",
+                "--depth",
+                "4",
+                "--duration",
+                "1",
+                "--warmup",
+                "0.2",
+                payload,
+                "--server-pid",
+                &pid,
+            ],
+        );
+        assert_full_fanout(&json, 50.0, 4.0);
+        let parameters = &json["parameters"];
+        assert_eq!(parameters["fanout"], 50);
+        assert_eq!(parameters["conns"], 51);
+        assert_eq!(parameters["size"], 64);
+        assert_eq!(parameters["depth"], 4);
+        assert_eq!(parameters["fanout_timeout_s"], 2.0);
+        assert_eq!(parameters["payload"], &payload[2..]);
+        assert_eq!(number(&json, "/connections/opened"), 51.0);
+        #[cfg(target_os = "linux")]
+        assert!(
+            number(&json, "/server_cpu_per_delivery_us") > 0.0,
+            "{json:#}"
+        );
+        let summary = &finished.stdout;
+        assert!(
+            summary.starts_with(&format!(
+                "sockjet bench {}: fan-out, 1 publisher to 50 subscribers, 64-byte",
+                server.url
+            )),
+            "{summary}"
+        );
+        for label in [
+            "deliveries:",
+            "missing:     0 deliveries",
+            "fan-out:",
+            "latency:",
+        ] {
+            assert!(summary.contains(label), "{label} in {summary}");
+        }
+    }
+}
+
+#[test]
+fn fanout_open_loop_keeps_the_publishers_rate() {
+    let server = EchoServer::start_in_mode("--broadcast", &[]);
+    let (json, _) = successful_bench(
+        &server.url,
+        &[
+            "--fanout",
+            "20",
+            "--rate",
+            "200",
+            "--size",
+            "16",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+        ],
+    );
+    let sent = number(&json, "/fanout/messages_sent");
+    let expected = 200.0 * number(&json, "/measured_s");
+    assert!(
+        (0.5 * expected..=1.5 * expected).contains(&sent),
+        "{sent} messages at 200/s: {json:#}"
+    );
+    assert_eq!(json["parameters"]["rate"], 200.0);
+    assert_eq!(json["parameters"]["depth"], Value::Null);
+    // An open loop has up to rate x latency messages in flight.
+    assert_full_fanout(&json, 20.0, 200.0);
+}
+
+/// A broadcast server that leaves one subscriber out of every tenth message (from the
+/// sixth on): the tool must count those deliveries as missing, after the timeout.
+#[test]
+fn fanout_counts_deliveries_a_server_drops_as_missing() {
+    use std::sync::{Arc, Mutex};
+    let members: Arc<Mutex<Vec<sockjet::Sender>>> = Arc::default();
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (_runtime, url) = scripted_server(move |mut ws| {
+        let (members, received) = (Arc::clone(&members), Arc::clone(&received));
+        async move {
+            members.lock().unwrap().push(ws.sender());
+            while let Ok(Some(message)) = ws.recv().await {
+                let number = received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let all = members.lock().unwrap().clone();
+                // The first member that is not the sender (the publisher) is left out.
+                let left_out = (number % 10 == 5)
+                    .then(|| all.iter().position(|member| member.id() != ws.id()))
+                    .flatten();
+                let receivers = all
+                    .iter()
+                    .enumerate()
+                    .filter(|(index, _)| Some(*index) != left_out)
+                    .map(|(_, member)| member);
+                let _ = sockjet::broadcast(receivers, message);
+            }
+        }
+    });
+    let (json, _) = successful_bench(
+        &url,
+        &[
+            "--fanout",
+            "5",
+            "--depth",
+            "2",
+            "--fanout-timeout",
+            "0.1",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+        ],
+    );
+    let fanout = &json["fanout"];
+    let timed_out = number(fanout, "/messages_timed_out");
+    assert!(timed_out > 0.0, "{json:#}");
+    // One subscriber missed each.
+    assert_eq!(number(fanout, "/missing_deliveries"), timed_out, "{json:#}");
+    assert!(
+        number(fanout, "/messages_completed") > timed_out,
+        "{json:#}"
+    );
+    assert_eq!(number(fanout, "/late_deliveries"), 0.0, "{json:#}");
+    assert_no_errors(&json);
+}
+
+/// Two servers that share their connections (as two processes would through Redis):
+/// the publisher on one, the subscribers on the other.
+#[test]
+fn fanout_publisher_on_another_server_reaches_the_subscribers() {
+    use std::sync::{Arc, Mutex};
+    let members: Arc<Mutex<Vec<sockjet::Sender>>> = Arc::default();
+    let relay = |members: Arc<Mutex<Vec<sockjet::Sender>>>| {
+        move |mut ws: sockjet::Connection| {
+            let members = Arc::clone(&members);
+            async move {
+                members.lock().unwrap().push(ws.sender());
+                while let Ok(Some(message)) = ws.recv().await {
+                    let all = members.lock().unwrap().clone();
+                    let _ = sockjet::broadcast(&all, message);
+                }
+            }
+        }
+    };
+    let (_first, publisher_url) = scripted_server(relay(Arc::clone(&members)));
+    let (_second, subscribers_url) = scripted_server(relay(members));
+    let (json, finished) = successful_bench(
+        &subscribers_url,
+        &[
+            "--fanout",
+            "10",
+            "--depth",
+            "2",
+            "--publisher-url",
+            &publisher_url,
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+        ],
+    );
+    assert_full_fanout(&json, 10.0, 2.0);
+    assert_eq!(json["parameters"]["publisher_url"], publisher_url.as_str());
+    assert_eq!(number(&json, "/connections/opened"), 11.0, "{json:#}");
+    assert!(
+        finished
+            .stdout
+            .contains(&format!("publisher on {publisher_url}")),
+        "{finished:#?}"
+    );
+}
+
+#[test]
+fn fanout_against_an_echo_server_is_one_error_line() {
+    let server = EchoServer::start(&[]);
+    let finished = bench(&server.url, &["--fanout", "3", "--duration", "1"]);
+    assert_eq!(finished.status.code(), Some(1), "{finished:#?}");
+    assert!(
+        finished
+            .stderr
+            .contains("broadcasts do not reach every subscriber"),
+        "{finished:#?}"
+    );
+    assert!(finished.json.is_none(), "{finished:#?}");
+}
+
+#[test]
+fn fanout_arguments_are_checked() {
+    for (args, why) in [
+        (&["--fanout", "3", "--size", "15"][..], "at least 16"),
+        (&["--fanout", "0"][..], "at least 1"),
+        (&["--fanout", "3", "--idle", "3"][..], "cannot be used with"),
+        (
+            &["--fanout", "3", "--compression"][..],
+            "cannot be used with",
+        ),
+        (&["--fanout-timeout", "1"][..], "--fanout"),
+    ] {
+        let finished = bench("ws://127.0.0.1:9", args);
+        assert!(!finished.status.success(), "{args:?}: {finished:#?}");
+        assert!(finished.stderr.contains(why), "{args:?}: {finished:#?}");
+    }
 }

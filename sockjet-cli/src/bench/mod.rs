@@ -1,9 +1,11 @@
 //! `sockjet bench`: a load generator for any WebSocket server.
 //!
-//! Three modes: an echo load (the default; messages per second and latency), connect
-//! rate (`--connect-rate`; connections opened and closed per second) and idle
-//! connections (`--idle N`; what each costs the server, idle from the handshake on or,
-//! with `--warm` or `--compression`, after one message each way). With `--server-pid` it
+//! Four modes: an echo load (the default; messages per second and latency), connect
+//! rate (`--connect-rate`; connections opened and closed per second), idle connections
+//! (`--idle N`; what each costs the server, idle from the handshake on or, with `--warm`
+//! or `--compression`, after one message each way) and fan-out (`--fanout N`; one
+//! publisher, N subscribers, a server that broadcasts: deliveries per second and their
+//! latency). With `--server-pid` it
 //! also reads the server's CPU time and memory from `/proc`, so that servers can be
 //! compared by what each message, cycle or connection costs them. With `--floor` the
 //! server is a plain TCP echo of the tool's own frames (bench/peers' `tcp_echo`), the
@@ -14,14 +16,15 @@
 //! large buffers and parses server frames without reassembling them, and reports its own
 //! CPU use so that a user can tell when it saturates anyway.
 //!
-//! Files: `mod.rs` the arguments and the run; `load.rs`, `connect_rate.rs` and `idle.rs`
-//! the three modes; `open.rs` and `dial.rs` opening connections; `session.rs` one
+//! Files: `mod.rs` the arguments and the run; `load.rs`, `connect_rate.rs`, `idle.rs` and
+//! `fanout/` the four modes; `open.rs` and `dial.rs` opening connections; `session.rs` one
 //! connection's I/O, with `frames.rs` (what it writes) and `reader.rs` (what it reads);
 //! `stats.rs` the counters and histograms; `phases.rs` the phases of a run; `progress.rs`
 //! the live display; `report.rs` the summary and JSON; `os.rs` the system calls.
 
 mod connect_rate;
 mod dial;
+mod fanout;
 mod frames;
 mod idle;
 mod load;
@@ -71,12 +74,14 @@ pub(crate) struct BenchArgs {
     /// Connections to open (with --connect-rate: workers, each cycling one connection).
     #[arg(long, value_name = "N", default_value = "100", value_parser = parse_count)]
     conns: usize,
-    /// Message size in bytes [default: 16]. With --idle, the size of the one message
-    /// each connection exchanges (with --warm or --compression only).
+    /// Message size in bytes [default: 16; with --fanout, 64, and at least 16]. With
+    /// --idle, the size of the one message each connection exchanges (with --warm or
+    /// --compression only).
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     size: Option<usize>,
     /// Messages in flight per connection (closed loop): K sent at first, then one more
-    /// for each echo received.
+    /// for each echo received. With --fanout, messages in flight from the publisher, one
+    /// more each time one has reached every subscriber (or timed out).
     #[arg(long, value_name = "K", default_value = "1", value_parser = parse_depth)]
     depth: usize,
     /// How long to measure, after the warmup: e.g. 10, 10s, 500ms, 2m.
@@ -100,7 +105,7 @@ pub(crate) struct BenchArgs {
     compression: bool,
     /// Send R messages per second in all, on a schedule whatever the server does (open
     /// loop); latency is measured from the scheduled time, so it includes the timer's
-    /// lateness (up to about 1 ms).
+    /// lateness (up to about 1 ms). With --fanout, the publisher's messages per second.
     #[arg(long, value_name = "R", value_parser = parse_rate, conflicts_with = "depth")]
     rate: Option<f64>,
     /// Also write the summary as JSON to FILE.
@@ -141,6 +146,35 @@ pub(crate) struct BenchArgs {
     /// echo of its close frame comes back.
     #[arg(long, conflicts_with_all = ["connect_rate", "idle", "compression"])]
     floor: bool,
+    /// One publisher and N subscribers: the server must send every message it receives to
+    /// every open connection (`sockjet serve --broadcast`). The publisher sends --size-byte
+    /// messages (each starting with its sequence number and send time) with --depth in
+    /// flight or at --rate; the subscribers only read. Reports deliveries per second,
+    /// each delivery's latency (send to a subscriber's read), each message's fan-out
+    /// completion time, and the deliveries missing after --fanout-timeout; with
+    /// --server-pid, the server's CPU time per delivery.
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = parse_subscribers,
+        conflicts_with_all = ["conns", "connect_rate", "idle", "compression", "floor"]
+    )]
+    fanout: Option<usize>,
+    /// With --fanout: the publisher connects to URL instead of the server the subscribers
+    /// connect to: one of several server processes that share their connections (through
+    /// Redis, say), so that the latency measured includes what connects them.
+    #[arg(long, value_name = "URL", requires = "fanout")]
+    publisher_url: Option<String>,
+    /// With --fanout: how long a message may take to reach every subscriber; then those
+    /// that did not get it count as missing deliveries.
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "2s",
+        value_parser = parse_duration,
+        requires = "fanout"
+    )]
+    fanout_timeout: Duration,
     /// The server's process id (Linux only): report its CPU time in the measurement window
     /// (in all, in percent of one core, and per message or per cycle, from /proc/PID/stat)
     /// and its resident memory at the end; with --idle, its memory growth per connection.
@@ -156,21 +190,31 @@ impl BenchArgs {
 
     /// What the run measures.
     fn mode(&self) -> Mode {
-        match (self.connect_rate, self.idle) {
-            (true, _) => Mode::ConnectRate,
-            (false, Some(_)) => Mode::Idle,
-            (false, None) => Mode::Echo,
+        match (self.connect_rate, self.idle, self.fanout) {
+            (true, _, _) => Mode::ConnectRate,
+            (false, Some(_), _) => Mode::Idle,
+            (false, None, Some(_)) => Mode::Fanout,
+            (false, None, None) => Mode::Echo,
         }
     }
 
-    /// Connections open at the same time.
+    /// Connections open at the same time (with --fanout, the subscribers and the
+    /// publisher).
     fn connections(&self) -> usize {
-        self.idle.unwrap_or(self.conns)
+        match (self.idle, self.fanout) {
+            (Some(idle), _) => idle,
+            (None, Some(subscribers)) => subscribers + 1,
+            (None, None) => self.conns,
+        }
     }
 
     /// Message size in bytes.
     fn size(&self) -> usize {
-        self.size.unwrap_or(DEFAULT_SIZE)
+        let default = match self.fanout {
+            Some(_) => DEFAULT_FANOUT_SIZE,
+            None => DEFAULT_SIZE,
+        };
+        self.size.unwrap_or(default)
     }
 
     /// Whether idle connections exchange one message before the hold.
@@ -183,6 +227,16 @@ impl BenchArgs {
     fn check(&self) -> Result<(), Failure> {
         if self.duration.is_zero() {
             return Err(Failure::new("--duration must be more than 0"));
+        }
+        if self.fanout.is_some() && self.size() < fanout::HEAD_LEN {
+            return Err(Failure::new(format!(
+                "--size must be at least {} with --fanout (each message carries its \
+                 sequence number and send time)",
+                fanout::HEAD_LEN
+            )));
+        }
+        if self.fanout.is_some() && self.fanout_timeout.is_zero() {
+            return Err(Failure::new("--fanout-timeout must be more than 0"));
         }
         if self.idle.is_some() && !self.warms() && (self.size.is_some() || self.text || self.binary)
         {
@@ -197,6 +251,9 @@ impl BenchArgs {
 
 /// Message size without --size.
 const DEFAULT_SIZE: usize = 16;
+
+/// Message size without --size, with --fanout: issue 7's fan-out target.
+const DEFAULT_FANOUT_SIZE: usize = 64;
 
 /// The options of a run, checked, with the target resolved.
 #[derive(Debug)]
@@ -232,6 +289,9 @@ impl Settings {
             compression: args.compression,
             floor: args.floor,
             idle: args.idle,
+            fanout: args.fanout,
+            publisher_url: args.publisher_url.clone(),
+            fanout_timeout_s: args.fanout.map(|_| args.fanout_timeout.as_secs_f64()),
             warm: args.warms(),
             server_pid: args.server_pid,
             threads: self.threads,
@@ -282,6 +342,7 @@ pub(crate) async fn run(args: BenchArgs, quiet: bool) -> Result<ExitCode, Failur
         Mode::Echo => load::run(&settings).await,
         Mode::ConnectRate => connect_rate::run(&settings).await,
         Mode::Idle => idle::run(&settings).await,
+        Mode::Fanout => fanout::run(&settings).await,
     };
     let report = match report {
         Ok(report) => report,
@@ -365,6 +426,17 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
         return Err(invalid());
     }
     Duration::try_from_secs_f64(number * scale).map_err(|_| invalid())
+}
+
+/// Parses a number of subscribers: at least 1, at most what the tool counts.
+fn parse_subscribers(value: &str) -> Result<usize, String> {
+    match parse_count(value)? {
+        count if count <= fanout::MAX_SUBSCRIBERS => Ok(count),
+        _ => Err(format!(
+            "{value} is over the limit of {} subscribers",
+            fanout::MAX_SUBSCRIBERS
+        )),
+    }
 }
 
 /// Parses a count of at least 1.

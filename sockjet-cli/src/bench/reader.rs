@@ -31,6 +31,9 @@ pub(crate) enum ServerFrame<'a> {
         /// The payload, for the message that [`FrameReader::capture_next_compressed`] asked
         /// for.
         captured: Option<&'a [u8]>,
+        /// The first bytes of the payload (at most [`HEAD_LEN`], fewer if it is shorter),
+        /// when [`FrameReader::keep_heads`] asked for them; empty otherwise.
+        head: &'a [u8],
     },
     /// A ping, whose payload the pong must echo.
     Ping(&'a [u8]),
@@ -70,6 +73,10 @@ enum Position {
 /// not checked.
 const MAX_CAPTURE: usize = 16 << 20;
 
+/// Bytes kept from the start of each data message with [`FrameReader::keep_heads`]: what
+/// `--fanout` puts there (a sequence number and a send time).
+pub(crate) const HEAD_LEN: usize = 16;
+
 /// Parses the frames a server sends, fed in reads of any size.
 #[derive(Debug)]
 pub(crate) struct FrameReader {
@@ -90,6 +97,11 @@ pub(crate) struct FrameReader {
     capture_next: bool,
     /// The payload of the compressed message being captured, if any.
     captured: Option<Vec<u8>>,
+    /// Keep the first bytes of every data message ([`keep_heads`](Self::keep_heads)).
+    keep_heads: bool,
+    /// The first bytes of the message being received, `head_len` of them so far.
+    head: [u8; HEAD_LEN],
+    head_len: usize,
 }
 
 impl FrameReader {
@@ -105,7 +117,17 @@ impl FrameReader {
             accept_masked: false,
             capture_next: false,
             captured: None,
+            keep_heads: false,
+            head: [0; HEAD_LEN],
+            head_len: 0,
         }
+    }
+
+    /// Keeps the first [`HEAD_LEN`] bytes of every data message's payload, for
+    /// [`ServerFrame::Message`]'s `head`: a copy of 16 bytes at most per message, however
+    /// the message is split in frames and reads.
+    pub(crate) fn keep_heads(&mut self) {
+        self.keep_heads = true;
     }
 
     /// Accepts masked frames from then on, instead of failing on them: for a server that
@@ -143,6 +165,12 @@ impl FrameReader {
                 Position::DataPayload { remaining, fin } => {
                     let (taken, rest) = split(data, remaining);
                     data = rest;
+                    if self.keep_heads && self.head_len < HEAD_LEN {
+                        let kept = taken.len().min(HEAD_LEN - self.head_len);
+                        self.head[self.head_len..self.head_len + kept]
+                            .copy_from_slice(&taken[..kept]);
+                        self.head_len += kept;
+                    }
                     if let Some(captured) = &mut self.captured {
                         if captured.len() + taken.len() <= MAX_CAPTURE {
                             captured.extend_from_slice(taken);
@@ -285,10 +313,12 @@ impl FrameReader {
         }
         let (wire_len, compressed) = self.message.take().unwrap_or_default();
         let captured = self.captured.take();
+        let head_len = std::mem::take(&mut self.head_len);
         on_frame(ServerFrame::Message {
             wire_len,
             compressed,
             captured: captured.as_deref(),
+            head: &self.head[..head_len],
         });
     }
 
@@ -364,6 +394,7 @@ mod tests {
                     wire_len,
                     compressed,
                     captured,
+                    ..
                 } => Seen::Message(wire_len, compressed, captured.map(<[u8]>::to_vec)),
                 ServerFrame::Ping(payload) => Seen::Ping(payload.to_vec()),
                 ServerFrame::Pong => Seen::Pong,
@@ -504,6 +535,48 @@ mod tests {
         let mut reader = FrameReader::new(false);
         reader.accept_masked();
         assert!(reader.feed(&rsv2, &mut |_| {}).is_err());
+    }
+
+    #[test]
+    fn heads_are_kept_across_frames_and_reads() {
+        let mut wire = Vec::new();
+        let long: Vec<u8> = (0..40).collect();
+        wire.extend(server_frame(true, 0, OpCode::Binary, &long));
+        wire.extend(server_frame(true, 0, OpCode::Text, b"short"));
+        // A head split over three fragments, with a ping among them.
+        wire.extend(server_frame(false, 0, OpCode::Binary, &long[..3]));
+        wire.extend(server_frame(true, 0, OpCode::Ping, b"p"));
+        wire.extend(server_frame(false, 0, OpCode::Continuation, &long[3..10]));
+        wire.extend(server_frame(true, 0, OpCode::Continuation, &long[10..]));
+        wire.extend(server_frame(true, 0, OpCode::Binary, b""));
+        let expected: Vec<Vec<u8>> = vec![
+            long[..HEAD_LEN].to_vec(),
+            b"short".to_vec(),
+            long[..HEAD_LEN].to_vec(),
+            Vec::new(),
+        ];
+        for cut in 0..wire.len() {
+            let mut reader = FrameReader::new(false);
+            reader.keep_heads();
+            let mut heads = Vec::new();
+            let mut record = |frame: ServerFrame<'_>| {
+                if let ServerFrame::Message { head, .. } = frame {
+                    heads.push(head.to_vec());
+                }
+            };
+            reader.feed(&wire[..cut], &mut record).unwrap();
+            reader.feed(&wire[cut..], &mut record).unwrap();
+            assert_eq!(heads, expected, "cut at {cut}");
+        }
+        // Without keep_heads, none.
+        let mut reader = FrameReader::new(false);
+        reader
+            .feed(&wire, &mut |frame| {
+                if let ServerFrame::Message { head, .. } = frame {
+                    assert!(head.is_empty());
+                }
+            })
+            .unwrap();
     }
 
     #[test]

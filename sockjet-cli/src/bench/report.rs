@@ -13,7 +13,7 @@ use super::{Settings, open::OpenCounts, phases::Window, round, stats::SharedStat
 /// fields may be added). Times are in microseconds (`_us`) or seconds (`_s`), sizes in
 /// bytes; fields that do not apply to the run's mode are `null`.
 ///
-/// - `mode`: `"echo"`, `"connect_rate"` or `"idle"`.
+/// - `mode`: `"echo"`, `"connect_rate"`, `"idle"` or `"fanout"`.
 /// - `url`: the server's URL.
 /// - `parameters`: the options of the run, see [`Parameters`].
 /// - `connections`: connections opened and failed, connect times, see [`Connections`].
@@ -22,9 +22,12 @@ use super::{Settings, open::OpenCounts, phases::Window, round, stats::SharedStat
 /// - `interrupted`: whether Ctrl-C cut the run short.
 /// - `messages`: echo mode: messages and throughput, see [`Messages`].
 /// - `cycles`: connect-rate mode: cycles completed, see [`Cycles`].
-/// - `latency_us`: percentiles of the echo latency (echo mode) or of the cycle latency
-///   (connect-rate mode) in the measurement window, see [`Percentiles`].
+/// - `latency_us`: percentiles of the echo latency (echo mode), of the cycle latency
+///   (connect-rate mode) or of the delivery latency (fan-out mode: from the publisher's
+///   send to a subscriber's read) in the measurement window, see [`Percentiles`].
 /// - `idle`: idle mode: connections held and the server's memory, see [`Idle`].
+/// - `fanout`: fan-out mode: messages, deliveries, missing deliveries, completion times,
+///   see [`FanoutReport`].
 /// - `pings_answered`: pings from the server answered with a pong.
 /// - `errors`: errors on open connections, see [`Errors`].
 /// - `close_codes`: close codes received from the server, as `{"1000": 100}`; `1005`
@@ -36,6 +39,8 @@ use super::{Settings, open::OpenCounts, phases::Window, round, stats::SharedStat
 /// - `server_cpu_percent`: that time over the window's length, in percent of one core.
 /// - `server_cpu_per_message_us`: echo mode: that time per echo received, in µs.
 /// - `server_cpu_per_cycle_us`: connect-rate mode: that time per cycle completed, in µs.
+/// - `server_cpu_per_delivery_us`: fan-out mode: that time per delivery (a message
+///   received by one subscriber), in µs.
 /// - `server_rss_bytes`: with `--server-pid`: the server's resident memory at the end of
 ///   the measurement window (idle mode: once all connections were open and, when warmed,
 ///   their echoes back), in bytes.
@@ -52,6 +57,7 @@ pub(crate) struct Report {
     pub(crate) cycles: Option<Cycles>,
     pub(crate) latency_us: Option<Percentiles>,
     pub(crate) idle: Option<Idle>,
+    pub(crate) fanout: Option<FanoutReport>,
     pub(crate) pings_answered: u64,
     pub(crate) errors: Errors,
     pub(crate) close_codes: BTreeMap<String, u64>,
@@ -60,6 +66,7 @@ pub(crate) struct Report {
     pub(crate) server_cpu_percent: Option<f64>,
     pub(crate) server_cpu_per_message_us: Option<f64>,
     pub(crate) server_cpu_per_cycle_us: Option<f64>,
+    pub(crate) server_cpu_per_delivery_us: Option<f64>,
     pub(crate) server_rss_bytes: Option<u64>,
 }
 
@@ -73,14 +80,19 @@ pub(crate) enum Mode {
     ConnectRate,
     /// Idle connections held open.
     Idle,
+    /// One publisher, many subscribers, a broadcasting server.
+    Fanout,
 }
 
 /// The options of the run (`parameters` in the JSON report).
 ///
-/// - `conns`: connections (echo mode) or workers (connect-rate mode).
+/// - `conns`: connections (echo mode), workers (connect-rate mode), or the subscribers
+///   and the publisher (fan-out mode).
 /// - `size`: message size in bytes.
-/// - `depth`: messages in flight per connection (closed loop); `null` with `rate`.
-/// - `rate`: messages per second over all connections (open loop), or `null`.
+/// - `depth`: messages in flight per connection (closed loop; fan-out mode: from the
+///   publisher); `null` with `rate`.
+/// - `rate`: messages per second over all connections (open loop; fan-out mode: the
+///   publisher's), or `null`.
 /// - `duration_s`, `warmup_s`: the measurement window and the warmup before it.
 /// - `payload`: `"text"` or `"binary"`.
 /// - `payload_variants`: echo mode: how many different payloads are sent in turn (more
@@ -89,6 +101,11 @@ pub(crate) enum Mode {
 /// - `floor`: echo mode: whether the server was taken for a plain TCP echo of the
 ///   client's own masked frames (`--floor`).
 /// - `idle`: connections asked for in idle mode, or `null`.
+/// - `fanout`: subscribers asked for in fan-out mode, or `null`.
+/// - `publisher_url`: fan-out mode: the server the publisher connected to, when not
+///   `url` (`--publisher-url`); else `null`.
+/// - `fanout_timeout_s`: fan-out mode: how long a message may take to reach every
+///   subscriber before those without it count as missing deliveries; else `null`.
 /// - `warm`: idle mode: whether each connection exchanges one message of `size` bytes
 ///   before the hold (`--warm`, or `--compression`); `false` in the other modes.
 /// - `server_pid`: the server process whose CPU time and memory were read, or `null`.
@@ -106,6 +123,9 @@ pub(crate) struct Parameters {
     pub(crate) compression: bool,
     pub(crate) floor: bool,
     pub(crate) idle: Option<usize>,
+    pub(crate) fanout: Option<usize>,
+    pub(crate) publisher_url: Option<String>,
+    pub(crate) fanout_timeout_s: Option<f64>,
     pub(crate) warm: bool,
     pub(crate) server_pid: Option<u32>,
     pub(crate) threads: usize,
@@ -200,6 +220,49 @@ pub(crate) struct Idle {
     pub(crate) server_rss_per_connection_bytes: Option<f64>,
 }
 
+/// Fan-out mode's results (`fanout` in the JSON report). Counts are of the measurement
+/// window: messages by when their fan-out ended, deliveries by when they were read.
+///
+/// - `subscribers`: subscriber connections opened (the publisher is one more).
+/// - `messages_sent`: messages the publisher sent.
+/// - `messages_completed`: messages that reached every subscriber still connected.
+/// - `messages_timed_out`: messages that had not after `fanout_timeout_s`.
+/// - `messages_per_s`: messages whose fan-out ended (completed or timed out) per second.
+/// - `deliveries`: messages read by a subscriber (one per subscriber per message), late
+///   ones included: the count of `latency_us`, and what `server_cpu_per_delivery_us`
+///   divides by.
+/// - `deliveries_per_s`: `deliveries` per second.
+/// - `missing_deliveries`: of the messages timed out, the subscribers that had not
+///   received them then (a server may drop messages for a receiver that does not keep
+///   up, or just be slower than the timeout).
+/// - `late_deliveries`: deliveries read after their message's timeout (so counted in
+///   `missing_deliveries` too): the server was slow rather than dropping.
+/// - `completion_us`: time from sending a message to its read by the last subscriber,
+///   for the messages completed, see [`Percentiles`].
+/// - `timeout_s`: the timeout (`--fanout-timeout`).
+/// - `probes`: messages sent before the warmup to check that every subscriber receives
+///   broadcasts, until one reached them all.
+/// - `subscribe_s`: how long that check took, in seconds.
+/// - `publisher_report`: whether the publisher's counts came back (false: it did not end
+///   in time, and its counts read 0).
+#[derive(Debug, Serialize)]
+pub(crate) struct FanoutReport {
+    pub(crate) subscribers: u64,
+    pub(crate) messages_sent: u64,
+    pub(crate) messages_completed: u64,
+    pub(crate) messages_timed_out: u64,
+    pub(crate) messages_per_s: f64,
+    pub(crate) deliveries: u64,
+    pub(crate) deliveries_per_s: f64,
+    pub(crate) missing_deliveries: u64,
+    pub(crate) late_deliveries: u64,
+    pub(crate) completion_us: Option<Percentiles>,
+    pub(crate) timeout_s: f64,
+    pub(crate) probes: u64,
+    pub(crate) subscribe_s: Option<f64>,
+    pub(crate) publisher_report: bool,
+}
+
 /// Percentiles of a histogram of microseconds, e.g. `latency_us` in the JSON report.
 ///
 /// - `count`: samples; `min`, `mean`, `max`; `p50`, `p90`, `p99`, `p99_9`: percentiles.
@@ -270,6 +333,24 @@ impl Report {
         let what = match self.mode {
             Mode::ConnectRate => format!("connect rate, {} workers", group(p.conns as u64)),
             Mode::Idle => format!("idle, {} connections", group(p.idle.unwrap_or(0) as u64)),
+            Mode::Fanout => {
+                let flow = match (p.rate, p.depth) {
+                    (Some(rate), _) => format!("{} msg/s scheduled", group(rate.round() as u64)),
+                    (None, Some(depth)) => format!("depth {depth}"),
+                    (None, None) => String::new(),
+                };
+                let publisher = match &p.publisher_url {
+                    Some(url) => format!(", publisher on {url}"),
+                    None => String::new(),
+                };
+                format!(
+                    "fan-out, 1 publisher to {} subscribers, {}-byte {} messages, \
+                     {flow}{publisher}",
+                    group(p.fanout.unwrap_or(0) as u64),
+                    group(p.size as u64),
+                    p.payload
+                )
+            }
             Mode::Echo => {
                 let flow = match (p.rate, p.depth) {
                     (Some(rate), _) => format!("{} msg/s scheduled", group(rate.round() as u64)),
@@ -303,7 +384,7 @@ impl Report {
                 "held:",
                 format!("{}{interrupted}", format_seconds(self.measured_s)),
             ),
-            Mode::Echo | Mode::ConnectRate => line(
+            Mode::Echo | Mode::ConnectRate | Mode::Fanout => line(
                 "measured:",
                 format!(
                     "{} after {} of warmup{interrupted}",
@@ -341,6 +422,9 @@ impl Report {
                     group(cycles.per_s.round() as u64)
                 ),
             );
+        }
+        if let Some(fanout) = &self.fanout {
+            fanout.render(&mut line);
         }
         if self.mode != Mode::Idle {
             let latency = match &self.latency_us {
@@ -432,6 +516,7 @@ impl Report {
                 let per_op = [
                     (self.server_cpu_per_message_us, "message"),
                     (self.server_cpu_per_cycle_us, "cycle"),
+                    (self.server_cpu_per_delivery_us, "delivery"),
                 ];
                 for (micros, what) in per_op {
                     if let Some(micros) = micros {
@@ -449,6 +534,60 @@ impl Report {
             None => text.push_str("; RSS unreadable"),
         }
         Some(text)
+    }
+}
+
+impl FanoutReport {
+    /// The fan-out lines of the summary, through `line(label, value)`.
+    fn render(&self, line: &mut impl FnMut(&str, String)) {
+        line(
+            "messages:",
+            format!(
+                "{} fanned out, {} msg/s ({} sent, {} to all {} subscribers, {} timed out)",
+                group(self.messages_completed + self.messages_timed_out),
+                group(self.messages_per_s.round() as u64),
+                group(self.messages_sent),
+                group(self.messages_completed),
+                group(self.subscribers),
+                group(self.messages_timed_out)
+            ),
+        );
+        line(
+            "deliveries:",
+            format!(
+                "{} received, {} deliveries/s",
+                group(self.deliveries),
+                group(self.deliveries_per_s.round() as u64)
+            ),
+        );
+        line(
+            "missing:",
+            format!(
+                "{} deliveries (not received within {}){}",
+                group(self.missing_deliveries),
+                format_seconds(self.timeout_s),
+                match self.late_deliveries {
+                    0 => String::new(),
+                    late => format!(", {} of them read later (in deliveries)", group(late)),
+                }
+            ),
+        );
+        let completion = match &self.completion_us {
+            Some(completion) => format!(
+                "p50 {}, p99 {}, max {} (send to the last subscriber's read)",
+                format_micros(completion.p50),
+                format_micros(completion.p99),
+                format_micros(completion.max)
+            ),
+            None => "no message reached every subscriber".to_owned(),
+        };
+        line("fan-out:", completion);
+        if !self.publisher_report {
+            line(
+                "warning:",
+                "the publisher did not end in time: message counts are missing".to_owned(),
+            );
+        }
     }
 }
 
@@ -655,6 +794,7 @@ pub(crate) fn common_report(
         cycles: None,
         latency_us: None,
         idle: None,
+        fanout: None,
         pings_answered: totals.pings,
         errors,
         close_codes: outcomes
@@ -674,6 +814,7 @@ pub(crate) fn common_report(
         }),
         server_cpu_per_message_us: None,
         server_cpu_per_cycle_us: None,
+        server_cpu_per_delivery_us: None,
         server_rss_bytes: window.server.and_then(|server| server.rss_bytes),
     }
 }

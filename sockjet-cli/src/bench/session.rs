@@ -41,6 +41,8 @@ pub(crate) struct Echo<'a> {
     pub(crate) compressed: bool,
     /// Its compressed payload, for the message captured to check its inflated length.
     pub(crate) captured: Option<&'a [u8]>,
+    /// The first bytes of its payload, with [`Session::keep_heads`]; empty otherwise.
+    pub(crate) head: &'a [u8],
 }
 
 /// What a read found.
@@ -112,7 +114,8 @@ pub(crate) struct Session {
     data_frame: usize,
     /// Bytes of the first of them already written.
     data_offset: usize,
-    /// Control frames to write, only ever between two data frames.
+    /// Control frames to write, only ever between two data frames; and the frames of
+    /// [`queue_frame`](Self::queue_frame).
     control: Vec<u8>,
     /// Bytes of `control` already written.
     control_written: usize,
@@ -159,6 +162,25 @@ impl Session {
     /// Keeps the payload of the next compressed message for [`Echo::captured`].
     pub(crate) fn capture_next_compressed(&mut self) {
         self.reader.capture_next_compressed();
+    }
+
+    /// Keeps the first bytes of every message received, for [`Echo::head`].
+    pub(crate) fn keep_heads(&mut self) {
+        self.reader.keep_heads();
+    }
+
+    /// Queues `frame`, a complete client frame encoded by the caller (a message that
+    /// differs each time, unlike the one [`queue_data`](Self::queue_data) repeats), to be
+    /// written in order with the control frames; nothing once closing. Only for a session
+    /// without a pre-encoded message, whose data frames it would otherwise cut into.
+    pub(crate) fn queue_frame(&mut self, frame: &[u8]) {
+        debug_assert!(
+            self.message.is_none(),
+            "queue_frame with a pre-encoded message"
+        );
+        if !self.close_sent {
+            self.control.extend_from_slice(frame);
+        }
     }
 
     /// The server's close code, once its close frame arrived (`Some(None)`: no code).
@@ -312,10 +334,12 @@ impl Session {
                 wire_len,
                 compressed,
                 captured,
+                head,
             } => on_echo(Echo {
                 wire_len,
                 compressed,
                 captured,
+                head,
             }),
             ServerFrame::Ping(payload) => {
                 // RFC 6455 §5.5.2: answer with a pong with the same payload, unless

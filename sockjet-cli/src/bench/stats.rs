@@ -228,6 +228,16 @@ impl SharedStats {
         }
     }
 
+    /// Counts `count` errors of `kind` at once, described by `detail` if they are the
+    /// first.
+    pub(crate) fn errors(&self, kind: ErrorKind, count: u64, detail: impl FnOnce() -> String) {
+        let mut outcomes = self.outcomes();
+        *outcomes.errors.entry(kind).or_default() += count;
+        if outcomes.first_error.is_none() {
+            outcomes.first_error = Some(detail());
+        }
+    }
+
     /// Counts a close code received from the server (`None`: an empty close frame).
     pub(crate) fn close_code(&self, code: Option<u16>) {
         // RFC 6455 §7.1.5: an empty close frame reads as 1005, "no status received".

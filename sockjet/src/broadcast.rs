@@ -1,9 +1,14 @@
 //! [`broadcast`] and [`Broadcast`]: one message to many connections, encoded once, with a
 //! bounded queue per receiver so that a slow one never holds up the sender or the others.
 
+use std::{
+    cell::RefCell,
+    sync::{Arc, Mutex},
+};
+
 use sockjet_proto::{CloseCode, Message, PreparedMessage, State};
 
-use crate::connection::{Sender, Shared};
+use crate::connection::{Inner, Sender, Shared};
 
 /// What a broadcast does with a receiver whose outgoing queue is full: more than the
 /// connection's [`write_limit`](crate::ConnectionConfig::write_limit) bytes already
@@ -129,7 +134,7 @@ impl Broadcast {
     ) -> BroadcastReport {
         let mut report = BroadcastReport::default();
         for receiver in receivers {
-            let shared = receiver.shared();
+            let shared = receiver.shared_arc();
             let policy = self.slow_receiver.unwrap_or(shared.config.slow_receiver);
             match offer(shared, &mut self.prepared, policy) {
                 Outcome::Queued => report.queued += 1,
@@ -150,7 +155,7 @@ enum Outcome {
 }
 
 /// Queues `prepared` on one connection, unless its queue is full.
-fn offer(shared: &Shared, prepared: &mut PreparedMessage, policy: SlowReceiver) -> Outcome {
+fn offer(shared: &Arc<Shared>, prepared: &mut PreparedMessage, policy: SlowReceiver) -> Outcome {
     let mut inner = shared.lock();
     if inner.is_terminated() || inner.discard_messages || inner.proto.state() != State::Open {
         return Outcome::NotOpen;
@@ -185,9 +190,86 @@ fn offer(shared: &Shared, prepared: &mut PreparedMessage, policy: SlowReceiver) 
     }
     match inner.proto.send_prepared(prepared) {
         Ok(()) => {
-            inner.after_send();
+            flush_after_burst(shared, &mut inner);
             Outcome::Queued
         }
         Err(_) => Outcome::NotOpen,
     }
+}
+
+/// Receivers given broadcast messages since the broadcasting task last yielded, to be
+/// written together when it does.
+///
+/// A publisher often has several messages ready at once (a burst read from one socket,
+/// a game tick and a chat line): writing each message to each receiver at once would cost
+/// a system call per message per receiver, most of the CPU time of a fan-out. Instead the
+/// messages pile up in each receiver's buffer, and one task, spawned with the first
+/// receiver of the burst, writes every receiver's pile in one call each once the
+/// publisher's task yields (tokio runs a task spawned from a worker right after the
+/// current one). A pile above the receiver's write limit is written at once instead (see
+/// `offer`), so a publisher that never yields still gets its messages out.
+#[derive(Default)]
+struct Burst {
+    state: Mutex<BurstState>,
+}
+
+#[derive(Default)]
+struct BurstState {
+    /// The writer took the receivers: later ones go to a new burst.
+    taken: bool,
+    receivers: Vec<Arc<Shared>>,
+}
+
+thread_local! {
+    /// This thread's open burst, if any.
+    static CURRENT_BURST: RefCell<Option<Arc<Burst>>> = const { RefCell::new(None) };
+}
+
+/// Arranges for `inner`'s new output to be written when the current burst ends.
+fn flush_after_burst(shared: &Arc<Shared>, inner: &mut Inner) {
+    if inner.in_burst {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        // No runtime to run the writer on: write now.
+        inner.flush_with_driver_waker();
+        return;
+    };
+    inner.in_burst = true;
+    CURRENT_BURST.with(|current| {
+        let mut current = current.borrow_mut();
+        loop {
+            let burst = current.get_or_insert_with(|| {
+                let burst = Arc::new(Burst::default());
+                runtime.spawn(write_burst(burst.clone()));
+                burst
+            });
+            let mut state = burst.state.lock().unwrap_or_else(|e| e.into_inner());
+            if !state.taken {
+                state.receivers.push(shared.clone());
+                return;
+            }
+            drop(state);
+            *current = None;
+        }
+    });
+}
+
+/// Writes what every receiver of `burst` has pending, one write each.
+async fn write_burst(burst: Arc<Burst>) {
+    let receivers = {
+        let mut state = burst.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.taken = true;
+        std::mem::take(&mut state.receivers)
+    };
+    // Unconstrained: tokio's cooperative budget (128 operations per poll) would otherwise
+    // turn the writes past the 128th into wakeups of each receiver's own task.
+    tokio::task::unconstrained(async move {
+        for shared in receivers {
+            let mut inner = shared.lock();
+            inner.in_burst = false;
+            inner.flush_with_driver_waker();
+        }
+    })
+    .await;
 }

@@ -153,6 +153,8 @@ pub(crate) struct Inner {
     pub(crate) timed_out: Option<&'static str>,
     /// Broadcast messages skipped because the outgoing queue was full.
     pub(crate) dropped_messages: u64,
+    /// Broadcast output waits for the current burst's writer (see `broadcast.rs`).
+    pub(crate) in_burst: bool,
     /// The token buckets of `ConnectionConfig::rate_limit`, if any.
     rate_limiter: Option<RateLimiter>,
 }
@@ -205,6 +207,7 @@ impl Shared {
                 max_queue: config.max_queue,
                 timed_out: None,
                 dropped_messages: 0,
+                in_burst: false,
                 rate_limiter: config.rate_limit.as_ref().and_then(RateLimiter::new),
             }),
             config,
@@ -1285,7 +1288,7 @@ impl Sender {
         std::future::poll_fn(|cx| self.shared.poll_closed(cx)).await
     }
 
-    pub(crate) fn shared(&self) -> &Shared {
+    pub(crate) fn shared_arc(&self) -> &Arc<Shared> {
         &self.shared
     }
 }

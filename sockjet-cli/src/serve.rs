@@ -30,6 +30,10 @@ pub(crate) struct ServeArgs {
     /// http://ADDR/ in a browser).
     #[arg(long)]
     demo: bool,
+    /// With --demo: share the chat rooms with every demo server using this Redis
+    /// (redis://HOST:PORT).
+    #[arg(long, value_name = "URL", requires = "demo")]
+    redis: Option<String>,
     /// Serve wss:// with this PEM certificate chain (the server's certificate first).
     #[arg(long, value_name = "FILE", requires = "tls_key", help_heading = "TLS")]
     tls_cert: Option<PathBuf>,
@@ -85,7 +89,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failu
                 if let ListenAddr::Tcp(addr) = server.listen_addr() {
                     print_line(&format!("demo pages at http://{addr}/"))?;
                 }
-                let router = sockjet_demo::Demo::start().router();
+                let demo = match &args.redis {
+                    Some(url) => sockjet_demo::Demo::start_with_redis(url)
+                        .map_err(|error| Failure::new(format!("--redis: {error}")))?,
+                    None => sockjet_demo::Demo::start(),
+                };
+                let router = demo.router();
                 Box::pin(server.serve_router(router))
             }
             false => match args.broadcast.then(crate::serve_broadcast::Room::new) {

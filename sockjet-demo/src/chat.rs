@@ -5,6 +5,10 @@
 //! Client to server: `{"type":"join","nick":"ada"}` first, then
 //! `{"type":"say","text":"hello"}`. Server to client: `welcome` (the room, your nick, the
 //! history and who is here), `joined` / `left` (with the members), `message`, `error`.
+//!
+//! Rooms go through a [`Hub`]: in one process by default, or shared by several server
+//! processes through Redis ([`Chat::with_redis`]), where each process also records the
+//! other processes' messages in its history and their members in its member lists.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -13,7 +17,8 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use sockjet::{Connection, Sender};
+use sockjet::{Connection, Message, Sender};
+use sockjet_hub::{Hub, RedisBackend};
 
 use crate::json_error;
 
@@ -75,37 +80,79 @@ pub fn parse(text: &str) -> Result<ClientMessage, String> {
     Ok(message)
 }
 
-/// One room: its members on this server and its recent history.
+/// One room: its members on this server, those other servers told about, and its recent
+/// history.
 #[derive(Debug, Default)]
 struct Room {
     members: Vec<(Sender, String)>,
+    remote_members: Vec<String>,
     history: VecDeque<ChatLine>,
 }
 
 impl Room {
     fn nicks(&self) -> Vec<&str> {
-        self.members.iter().map(|(_, nick)| nick.as_str()).collect()
+        let local = self.members.iter().map(|(_, nick)| nick.as_str());
+        local
+            .chain(self.remote_members.iter().map(String::as_str))
+            .collect()
     }
 
-    fn send_all(&self, event: &serde_json::Value) {
-        sockjet::broadcast(self.members.iter().map(|(s, _)| s), event.to_string());
+    fn remember(&mut self, line: ChatLine) {
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(line);
     }
 }
 
+type Rooms = Arc<Mutex<HashMap<String, Room>>>;
+
 /// Every room of this server.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Chat {
-    rooms: Arc<Mutex<HashMap<String, Room>>>,
+    rooms: Rooms,
+    hub: Hub,
+}
+
+impl Default for Chat {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Chat {
-    /// No rooms yet; a room exists while it has members or history.
+    /// Rooms in this process only.
     pub fn new() -> Self {
-        Self::default()
+        let rooms = Rooms::default();
+        let hub = Hub::builder().on_remote_message(observer(&rooms)).build();
+        Self { rooms, hub }
+    }
+
+    /// Rooms shared with every server connected to the same Redis (`redis://host:port`).
+    /// Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// The URL is not a Redis URL.
+    pub fn with_redis(url: &str) -> Result<Self, String> {
+        let backend = RedisBackend::new(url).map_err(|error| error.to_string())?;
+        let rooms = Rooms::default();
+        let hub = Hub::builder()
+            .backend(backend.namespace("sockjet:demo:"))
+            .on_remote_message(observer(&rooms))
+            .build();
+        Ok(Self { rooms, hub })
     }
 
     /// Runs one connection in `room`.
     pub async fn chat(&self, room: &str, mut ws: Connection) {
+        let topic = format!("chat/{room}");
+        if sockjet_hub::validate_topic(&topic).is_err() {
+            let _ = ws
+                .send(json_error("a room name has at most 250 bytes"))
+                .await;
+            return;
+        }
         let mut nick: Option<String> = None;
         let mut bucket = TokenBucket::new(RATE_PER_SECOND, RATE_BURST);
         while let Ok(Some(message)) = ws.recv().await {
@@ -124,7 +171,7 @@ impl Chat {
                     let _ = ws.send(json_error(&error)).await;
                 }
                 (Ok(ClientMessage::Join { nick: wanted }), None) => {
-                    nick = Some(self.join(room, wanted.trim(), ws.sender()));
+                    nick = Some(self.join(room, &topic, wanted.trim(), ws.sender()));
                 }
                 (Ok(ClientMessage::Join { .. }), Some(_)) => {
                     let _ = ws.send(json_error("already joined")).await;
@@ -132,73 +179,116 @@ impl Chat {
                 (Ok(ClientMessage::Say { .. }), None) => {
                     let _ = ws.send(json_error("join first")).await;
                 }
-                (Ok(ClientMessage::Say { text }), Some(nick)) => self.say(room, nick, text),
+                (Ok(ClientMessage::Say { text }), Some(nick)) => {
+                    self.say(room, &topic, nick, text);
+                }
             }
         }
         if nick.is_some() {
-            self.leave(room, &ws.sender());
+            self.leave(room, &topic, &ws.sender());
         }
     }
 
     /// Adds a member (with a unique nickname: `ada`, `ada-2`, ...), sends it the welcome
-    /// and tells the others. Returns the nickname given.
-    fn join(&self, room: &str, wanted: &str, sender: Sender) -> String {
-        let mut rooms = self.rooms.lock().expect("rooms lock");
-        let state = rooms.entry(room.to_owned()).or_default();
-        let mut nick = wanted.to_owned();
-        let mut suffix = 2;
-        while state.members.iter().any(|(_, taken)| *taken == nick) {
-            nick = format!("{wanted}-{suffix}");
-            suffix += 1;
-        }
-        state.members.push((sender.clone(), nick.clone()));
-        let welcome = serde_json::json!({
-            "type": "welcome", "room": room, "nick": nick,
-            "history": state.history, "members": state.nicks(),
-        });
-        sockjet::broadcast([&sender], welcome.to_string());
-        let joined =
-            serde_json::json!({ "type": "joined", "nick": nick, "members": state.nicks() });
-        state.send_all(&joined);
+    /// and tells the room. Returns the nickname given.
+    fn join(&self, room: &str, topic: &str, wanted: &str, sender: Sender) -> String {
+        let (nick, joined) = {
+            let mut rooms = self.rooms.lock().expect("rooms lock");
+            let state = rooms.entry(room.to_owned()).or_default();
+            let mut nick = wanted.to_owned();
+            let mut suffix = 2;
+            while state.nicks().contains(&nick.as_str()) {
+                nick = format!("{wanted}-{suffix}");
+                suffix += 1;
+            }
+            state.members.push((sender.clone(), nick.clone()));
+            let welcome = serde_json::json!({
+                "type": "welcome", "room": room, "nick": nick,
+                "history": state.history, "members": state.nicks(),
+            });
+            sockjet::broadcast([&sender], welcome.to_string());
+            let joined =
+                serde_json::json!({ "type": "joined", "nick": nick, "members": state.nicks() });
+            (nick, joined)
+        };
+        let _ = self.hub.join(topic, &sender);
+        let _ = self.hub.publish(topic, joined.to_string());
         nick
     }
 
-    fn say(&self, room: &str, nick: &str, text: String) {
+    fn say(&self, room: &str, topic: &str, nick: &str, text: String) {
         let line = ChatLine {
             nick: nick.to_owned(),
             text,
             at: now_millis(),
         };
-        let mut rooms = self.rooms.lock().expect("rooms lock");
-        let state = rooms.entry(room.to_owned()).or_default();
         let event = serde_json::json!({ "type": "message", "nick": line.nick, "text": line.text, "at": line.at });
-        state.send_all(&event);
-        if state.history.len() == HISTORY {
-            state.history.pop_front();
-        }
-        state.history.push_back(line);
+        self.rooms
+            .lock()
+            .expect("rooms lock")
+            .entry(room.to_owned())
+            .or_default()
+            .remember(line);
+        let _ = self.hub.publish(topic, event.to_string());
     }
 
-    fn leave(&self, room: &str, sender: &Sender) {
-        let mut rooms = self.rooms.lock().expect("rooms lock");
-        let Some(state) = rooms.get_mut(room) else {
-            return;
-        };
+    fn leave(&self, room: &str, topic: &str, sender: &Sender) {
         let id = sender.id();
-        let Some(index) = state.members.iter().position(|(s, _)| s.id() == id) else {
-            return;
+        self.hub.leave(topic, id);
+        let left = {
+            let mut rooms = self.rooms.lock().expect("rooms lock");
+            let Some(state) = rooms.get_mut(room) else {
+                return;
+            };
+            let Some(index) = state.members.iter().position(|(s, _)| s.id() == id) else {
+                return;
+            };
+            let (_, nick) = state.members.remove(index);
+            serde_json::json!({ "type": "left", "nick": nick, "members": state.nicks() })
         };
-        let (_, nick) = state.members.remove(index);
-        let left = serde_json::json!({ "type": "left", "nick": nick, "members": state.nicks() });
-        state.send_all(&left);
+        let _ = self.hub.publish(topic, left.to_string());
     }
 
-    /// Nicknames in `room` on this server.
+    /// Nicknames in `room`: on this server, and those other servers announced.
     pub fn members(&self, room: &str) -> Vec<String> {
         let rooms = self.rooms.lock().expect("rooms lock");
         rooms.get(room).map_or_else(Vec::new, |state| {
             state.nicks().into_iter().map(str::to_owned).collect()
         })
+    }
+}
+
+/// Keeps `rooms` up to date with what other servers publish: their messages go into the
+/// history, their joins and leaves into the member lists.
+fn observer(rooms: &Rooms) -> impl Fn(&str, &Message) + Send + Sync + 'static {
+    let rooms = rooms.clone();
+    move |topic, message| {
+        let Some(room) = topic.strip_prefix("chat/") else {
+            return;
+        };
+        let Some(event) = message
+            .as_text()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+        else {
+            return;
+        };
+        let nick = event["nick"].as_str().unwrap_or_default().to_owned();
+        let mut rooms = rooms.lock().expect("rooms lock");
+        let state = rooms.entry(room.to_owned()).or_default();
+        match event["type"].as_str() {
+            Some("message") => state.remember(ChatLine {
+                nick,
+                text: event["text"].as_str().unwrap_or_default().to_owned(),
+                at: event["at"].as_u64().unwrap_or_default(),
+            }),
+            Some("joined") => state.remote_members.push(nick),
+            Some("left") => {
+                if let Some(index) = state.remote_members.iter().position(|n| *n == nick) {
+                    state.remote_members.swap_remove(index);
+                }
+            }
+            _ => {}
+        }
     }
 }
 

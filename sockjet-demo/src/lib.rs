@@ -65,6 +65,28 @@ impl Demo {
         }
     }
 
+    /// As [`start`](Self::start), with the chat rooms shared with every demo server
+    /// connected to the same Redis (`redis://host:port`): a message said on one server
+    /// reaches the room's members on all of them.
+    ///
+    /// # Errors
+    ///
+    /// The URL is not a Redis URL. (Redis being down is not an error: rooms work locally
+    /// and join the others once it is back.)
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// let demo = sockjet_demo::Demo::start_with_redis("redis://127.0.0.1:6379")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn start_with_redis(url: &str) -> Result<Self, String> {
+        Ok(Self {
+            chat: Chat::with_redis(url)?,
+            live: Live::start(),
+            game: Game::start(),
+        })
+    }
+
     /// The chat rooms.
     pub fn chat(&self) -> &Chat {
         &self.chat

@@ -111,7 +111,11 @@ pub struct HubStats {
 pub struct HubBuilder {
     slow_receiver: SlowReceiver,
     backend: Box<dyn Backend>,
+    on_remote: Option<RemoteObserver>,
 }
+
+/// Called with each message that comes from another process, before its local delivery.
+type RemoteObserver = Box<dyn Fn(&str, &Message) + Send + Sync>;
 
 impl fmt::Debug for HubBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -149,6 +153,23 @@ impl HubBuilder {
         self
     }
 
+    /// Calls `observer` with the topic and message of everything that arrives from other
+    /// processes, before it is delivered to the local members: an application that keeps
+    /// state per topic (a chat room's history, who is online elsewhere) stays up to date
+    /// with the other processes. It runs on the backend's task: keep it short.
+    ///
+    /// ```
+    /// let _ = sockjet_hub::Hub::builder()
+    ///     .on_remote_message(|topic, message| println!("{topic}: {} bytes", message.len()));
+    /// ```
+    pub fn on_remote_message(
+        mut self,
+        observer: impl Fn(&str, &Message) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_remote = Some(Box::new(observer));
+        self
+    }
+
     /// Builds the hub and starts its backend.
     ///
     /// # Panics
@@ -166,6 +187,7 @@ impl HubBuilder {
             registry: Registry::new(),
             slow_receiver: self.slow_receiver,
             backend: self.backend,
+            on_remote: self.on_remote,
             published: AtomicU64::new(0),
             remote_delivered: AtomicU64::new(0),
             own_echoes: AtomicU64::new(0),
@@ -214,6 +236,7 @@ impl Hub {
         HubBuilder {
             slow_receiver: SlowReceiver::Drop,
             backend: Box::new(InProcess),
+            on_remote: None,
         }
     }
 
@@ -391,6 +414,7 @@ pub(crate) struct HubInner {
     pub(crate) registry: Registry,
     slow_receiver: SlowReceiver,
     backend: Box<dyn Backend>,
+    on_remote: Option<RemoteObserver>,
     published: AtomicU64,
     remote_delivered: AtomicU64,
     own_echoes: AtomicU64,
@@ -549,6 +573,9 @@ impl HubInner {
             return None;
         }
         self.remote_delivered.fetch_add(1, Ordering::Relaxed);
+        if let Some(observer) = &self.on_remote {
+            observer(topic, &message);
+        }
         Some(self.deliver_local(topic, message, None))
     }
 }

@@ -7,9 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    client, hub_server, next_text,
-    processes::{RedisServer, Relay},
-    until, within,
+    client, hub_server, next_text, processes::Relay, redis_server::RedisServer, until, within,
 };
 use sockjet::{CloseCode, Connection, ConnectionConfig, Message};
 use sockjet_hub::{Hub, RedisBackend, RemoteDelivery, RemoteFailure};

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod processes;
+pub mod redis_server;
 
 use std::{
     collections::HashMap,

@@ -6,7 +6,9 @@
 #   2. Node.js `ws` (interop/peers/package.json + package-lock.json) in interop/peers/node_modules,
 #   3. Debian's `chromium` at /usr/bin/chromium (needs root for apt-get),
 #   4. Debian's `redis-server` (needs root for apt-get; the tests start their own instances
-#      on free loopback ports, so no service needs to run).
+#      on free loopback ports, so no service needs to run),
+#   5. Debian's `tinyproxy`, a real HTTP CONNECT proxy for the client's proxy test (the
+#      test starts its own on a free port).
 #
 # Idempotent: every step first checks whether it is already done, so a second run takes
 # about a second. Exits non-zero with a message on any failure.
@@ -19,6 +21,7 @@
 #   SOCKJET_INTEROP_NODE_MODULES  node_modules        (default: interop/peers/node_modules)
 #   SOCKJET_INTEROP_CHROMIUM      chromium binary     (default: /usr/bin/chromium)
 #   SOCKJET_REDIS_SERVER          redis-server binary (default: redis-server on PATH)
+#   SOCKJET_INTEROP_TINYPROXY     tinyproxy binary    (default: tinyproxy on PATH)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +31,6 @@ PYTHON="${SOCKJET_INTEROP_PYTHON:-$VENV/bin/python}"
 NODE="${SOCKJET_INTEROP_NODE:-node}"
 NODE_MODULES="${SOCKJET_INTEROP_NODE_MODULES:-$PEERS/node_modules}"
 CHROMIUM="${SOCKJET_INTEROP_CHROMIUM:-/usr/bin/chromium}"
-REDIS_SERVER="${SOCKJET_REDIS_SERVER:-redis-server}"
 
 log() { echo "install-test-deps: $*"; }
 die() {
@@ -102,23 +104,34 @@ else
     log "chromium: installed $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
 fi
 
-# ----- 4. redis-server -----
-if command -v "$REDIS_SERVER" >/dev/null; then
-    log "redis: $("$REDIS_SERVER" --version | cut -d' ' -f1-3) already installed at $(command -v "$REDIS_SERVER")"
-else
-    if [ -n "${SOCKJET_REDIS_SERVER:-}" ]; then
-        die "SOCKJET_REDIS_SERVER=$SOCKJET_REDIS_SERVER does not exist; unset it to install Debian's redis-server"
+# ----- 4, 5. Debian packages: redis-server, tinyproxy -----
+# apt_install BINARY PACKAGE VARIABLE: installs PACKAGE unless BINARY (the value of the
+# environment VARIABLE if set, else BINARY on PATH) is already there.
+apt_install() {
+    local binary="$1" package="$2" variable="$3"
+    local wanted="${!variable:-$binary}"
+    if command -v "$wanted" >/dev/null; then
+        log "$package: already installed at $(command -v "$wanted")"
+        return
+    fi
+    if [ -n "${!variable:-}" ]; then
+        die "$variable=${!variable} does not exist; unset it to install Debian's $package"
     fi
     if [ "$(id -u)" -ne 0 ]; then
-        die "redis-server is missing and this script is not running as root, so it cannot apt-get install it; run: sudo apt-get update && sudo apt-get install -y redis-server (or run this script as root)"
+        die "$binary is missing and this script is not running as root, so it cannot apt-get install it; run: sudo apt-get update && sudo apt-get install -y $package (or run this script as root)"
     fi
-    command -v apt-get >/dev/null || die "redis-server is missing and apt-get is not available; install Redis yourself and set SOCKJET_REDIS_SERVER"
-    log "redis: apt-get update && apt-get install -y redis-server"
+    command -v apt-get >/dev/null || die "$binary is missing and apt-get is not available; install $package yourself and set $variable"
+    log "$package: apt-get update && apt-get install -y $package"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update || die "apt-get update failed"
-    apt-get install -y redis-server || die "apt-get install -y redis-server failed"
-    command -v redis-server >/dev/null || die "apt-get installed redis-server but it is not on PATH"
-    log "redis: installed $(redis-server --version | cut -d' ' -f1-3)"
-fi
+    if [ -z "${APT_UPDATED:-}" ]; then
+        apt-get update || die "apt-get update failed"
+        APT_UPDATED=1
+    fi
+    apt-get install -y "$package" || die "apt-get install -y $package failed"
+    command -v "$binary" >/dev/null || die "apt-get installed $package but $binary is not on PATH"
+    log "$package: installed at $(command -v "$binary")"
+}
+apt_install redis-server redis-server SOCKJET_REDIS_SERVER
+apt_install tinyproxy tinyproxy SOCKJET_INTEROP_TINYPROXY
 
 log "all test dependencies are installed"

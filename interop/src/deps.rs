@@ -46,6 +46,15 @@ fn env_path(var: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// The first `program` in a directory of `PATH`.
+fn on_path(program: &str) -> Option<PathBuf> {
+    env::var_os("PATH")
+        .iter()
+        .flat_map(env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
 fn missing(what: &str, path: &Path, var: &str) -> ! {
     panic!(
         "interop test dependency missing: {what} not found at {} (set {var} to use another); {INSTALL_HINT}",
@@ -93,11 +102,7 @@ pub fn node() -> PathBuf {
         }
         return node;
     }
-    env::var_os("PATH")
-        .iter()
-        .flat_map(env::split_paths)
-        .map(|dir| dir.join("node"))
-        .find(|candidate| candidate.is_file())
+    on_path("node")
         .unwrap_or_else(|| missing("node", Path::new("node (on PATH)"), "SOCKJET_INTEROP_NODE"))
 }
 
@@ -110,6 +115,20 @@ pub fn node_modules() -> PathBuf {
         missing("Node.js ws", &ws, "SOCKJET_INTEROP_NODE_MODULES");
     }
     dir
+}
+
+/// The tinyproxy binary: `$SOCKJET_INTEROP_TINYPROXY`, else `tinyproxy` on `PATH`.
+pub fn tinyproxy() -> PathBuf {
+    env_path("SOCKJET_INTEROP_TINYPROXY")
+        .filter(|path| path.is_file())
+        .or_else(|| on_path("tinyproxy"))
+        .unwrap_or_else(|| {
+            missing(
+                "tinyproxy",
+                Path::new("tinyproxy (on PATH)"),
+                "SOCKJET_INTEROP_TINYPROXY",
+            )
+        })
 }
 
 /// The Chromium binary.

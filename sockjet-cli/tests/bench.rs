@@ -6,16 +6,13 @@
 mod common;
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _},
     net::TcpListener,
-    path::PathBuf,
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc,
+    process::ExitStatus,
     thread,
     time::{Duration, Instant},
 };
 
-use common::scripted_server;
+use common::{Serve, Sockjet, TempDir, scripted_server};
 use serde_json::Value;
 use sockjet::{CloseCode, Message};
 
@@ -25,56 +22,14 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Options that make a short run: four connections, a second measured.
 const SHORT_RUN: [&str; 6] = ["--conns", "4", "--duration", "1", "--warmup", "0.2"];
 
-/// A `sockjet serve` child, killed on drop.
-struct EchoServer {
-    child: Child,
-    url: String,
+/// Starts `sockjet serve 127.0.0.1:0 --echo OPTIONS` and reads its URL.
+fn echo_server(options: &[&str]) -> Serve {
+    serve_in_mode("--echo", options)
 }
 
-impl EchoServer {
-    /// Starts `sockjet serve 127.0.0.1:0 --echo OPTIONS` and reads its URL.
-    fn start(options: &[&str]) -> Self {
-        Self::start_in_mode("--echo", options)
-    }
-
-    /// Starts `sockjet serve 127.0.0.1:0 MODE OPTIONS` and reads its URL.
-    fn start_in_mode(mode: &str, options: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sockjet"))
-            .args(["serve", "127.0.0.1:0", mode])
-            .args(options)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            // It logs every connection; unread, a full pipe would block it.
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn sockjet serve");
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let (lines, receiver) = mpsc::channel();
-        thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let line = receiver
-            .recv_timeout(TIMEOUT)
-            .expect("sockjet serve prints its URL");
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        Self { child, url }
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `sockjet serve 127.0.0.1:0 MODE OPTIONS` and reads its URL.
+fn serve_in_mode(mode: &str, options: &[&str]) -> Serve {
+    Serve::start(&[&["127.0.0.1:0", mode], options].concat())
 }
 
 /// How a `sockjet bench` run ended.
@@ -87,66 +42,24 @@ struct Finished {
     json: Option<Value>,
 }
 
-/// A file in the target directory's temporary folder, removed on drop.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("sockjet-bench-{}-{name}.json", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        Self(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Runs `sockjet bench URL ARGS --json FILE` and waits for it, within the timeout.
 fn bench(url: &str, args: &[&str]) -> Finished {
-    let json = TempFile::new(&format!("{:?}", thread::current().id()).replace(['(', ')'], ""));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sockjet"))
-        .arg("bench")
-        .arg(url)
-        .args(args)
-        .arg("--json")
-        .arg(&json.0)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sockjet bench");
-    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = read_all(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = read_all(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for sockjet bench") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("sockjet bench did not exit in time");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let json = std::fs::read(&json.0)
+    let dir = TempDir::new(&format!("bench-{:?}", thread::current().id()).replace(['(', ')'], ""));
+    let json = dir.path("report.json").display().to_string();
+    let mut process = Sockjet::start(&[&["bench", url], args, &["--json", &json]].concat());
+    process.close_stdin();
+    let finished = process.finish_within(TIMEOUT);
+    let json = std::fs::read(&json)
         .ok()
         .map(|bytes| serde_json::from_slice(&bytes).expect("the JSON report parses"));
     Finished {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
+        status: finished.status,
+        stdout: finished
+            .stdout
+            .iter()
+            .map(|line| format!("{line}\n"))
+            .collect(),
+        stderr: finished.stderr,
         json,
     }
 }
@@ -188,7 +101,7 @@ fn assert_latency_ordered(json: &Value) {
 #[test]
 fn echo_load_in_text_and_binary() {
     // Pings every 0.2 s: the load tool must answer them without disturbing the count.
-    let server = EchoServer::start(&["--ping-interval", "0.2"]);
+    let server = echo_server(&["--ping-interval", "0.2"]);
     for payload in ["--text", "--binary"] {
         let mut args = SHORT_RUN.to_vec();
         args.extend(["--depth", "4", "--size", "100", payload]);
@@ -248,13 +161,13 @@ fn echo_load_in_text_and_binary() {
 #[cfg(target_os = "linux")]
 #[test]
 fn echo_load_reports_the_servers_cpu_and_memory() {
-    let server = EchoServer::start(&[]);
-    let pid = server.child.id().to_string();
+    let server = echo_server(&[]);
+    let pid = server.process.id().to_string();
     let mut args = SHORT_RUN.to_vec();
     args.extend(["--depth", "8", "--server-pid", &pid]);
     let (json, finished) = successful_bench(&server.url, &args);
     assert_no_errors(&json);
-    assert_eq!(json["parameters"]["server_pid"], server.child.id());
+    assert_eq!(json["parameters"]["server_pid"], server.process.id());
     // A second of echoes at depth 8 keeps the server busy for more than one clock tick.
     let seconds = number(&json, "/server_cpu_seconds");
     assert!(seconds > 0.0, "{json:#}");
@@ -287,7 +200,7 @@ fn echo_load_reports_the_servers_cpu_and_memory() {
 
 #[test]
 fn compression_is_negotiated_with_the_echo_server() {
-    let server = EchoServer::start(&[]);
+    let server = echo_server(&[]);
     let mut args = SHORT_RUN.to_vec();
     // Big enough for the server to compress its echoes too (its threshold is 128 bytes).
     args.extend(["--compression", "--size", "1000", "--depth", "2"]);
@@ -316,7 +229,7 @@ fn compression_is_negotiated_with_the_echo_server() {
 
 #[test]
 fn compression_declined_by_the_server_is_reported() {
-    let server = EchoServer::start(&["--no-compression"]);
+    let server = echo_server(&["--no-compression"]);
     let mut args = SHORT_RUN.to_vec();
     args.extend(["--compression", "--size", "1000"]);
     let (json, finished) = successful_bench(&server.url, &args);
@@ -333,8 +246,8 @@ fn compression_declined_by_the_server_is_reported() {
 
 #[test]
 fn connect_rate_cycles_connections() {
-    let server = EchoServer::start(&[]);
-    let pid = server.child.id().to_string();
+    let server = echo_server(&[]);
+    let pid = server.process.id().to_string();
     let mut args = SHORT_RUN.to_vec();
     args.push("--connect-rate");
     if cfg!(target_os = "linux") {
@@ -373,8 +286,8 @@ fn connect_rate_cycles_connections() {
 #[cfg(target_os = "linux")]
 #[test]
 fn idle_connections_report_the_servers_memory() {
-    let server = EchoServer::start(&[]);
-    let pid = server.child.id().to_string();
+    let server = echo_server(&[]);
+    let pid = server.process.id().to_string();
     let (json, finished) = successful_bench(
         &server.url,
         &["--idle", "50", "--server-pid", &pid, "--duration", "1"],
@@ -431,8 +344,8 @@ fn assert_warmed(json: &Value, finished: &Finished, count: f64, size: &str) {
 #[cfg(target_os = "linux")]
 #[test]
 fn idle_connections_with_compression_exchange_a_message_first() {
-    let server = EchoServer::start(&[]);
-    let pid = server.child.id().to_string();
+    let server = echo_server(&[]);
+    let pid = server.process.id().to_string();
     let (json, finished) = successful_bench(
         &server.url,
         &[
@@ -469,7 +382,7 @@ fn idle_connections_with_compression_exchange_a_message_first() {
 
 #[test]
 fn idle_connections_warm_without_compression() {
-    let server = EchoServer::start(&[]);
+    let server = echo_server(&[]);
     let (json, finished) = successful_bench(
         &server.url,
         &["--idle", "20", "--warm", "--size", "300", "--duration", "1"],
@@ -512,7 +425,7 @@ fn idle_messages_not_echoed_time_out_as_errors() {
 
 #[test]
 fn open_loop_keeps_the_rate() {
-    let server = EchoServer::start(&[]);
+    let server = echo_server(&[]);
     let mut args = SHORT_RUN.to_vec();
     args.extend(["--rate", "200"]);
     let (json, _) = successful_bench(&server.url, &args);
@@ -585,7 +498,7 @@ fn bad_arguments_are_refused() {
 
 #[test]
 fn a_server_pid_that_cannot_be_read_is_one_error_line() {
-    let server = EchoServer::start(&[]);
+    let server = echo_server(&[]);
     // Above the kernel's largest pid (2^22), so no such process.
     let pid = "4294967295";
     let mut args = SHORT_RUN.to_vec();
@@ -784,8 +697,8 @@ fn assert_full_fanout(json: &Value, subscribers: f64, depth: f64) {
 
 #[test]
 fn fanout_reaches_every_subscriber_of_a_broadcast_server() {
-    let server = EchoServer::start_in_mode("--broadcast", &[]);
-    let pid = server.child.id().to_string();
+    let server = serve_in_mode("--broadcast", &[]);
+    let pid = server.process.id().to_string();
     for payload in ["--text", "--binary"] {
         let (json, finished) = successful_bench(
             &server.url,
@@ -838,7 +751,7 @@ fn fanout_reaches_every_subscriber_of_a_broadcast_server() {
 
 #[test]
 fn fanout_open_loop_keeps_the_publishers_rate() {
-    let server = EchoServer::start_in_mode("--broadcast", &[]);
+    let server = serve_in_mode("--broadcast", &[]);
     let (json, _) = successful_bench(
         &server.url,
         &[
@@ -969,7 +882,7 @@ fn fanout_publisher_on_another_server_reaches_the_subscribers() {
 
 #[test]
 fn fanout_against_an_echo_server_is_one_error_line() {
-    let server = EchoServer::start(&[]);
+    let server = echo_server(&[]);
     let finished = bench(&server.url, &["--fanout", "3", "--duration", "1"]);
     assert_eq!(finished.status.code(), Some(1), "{finished:#?}");
     assert!(

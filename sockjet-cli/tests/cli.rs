@@ -5,159 +5,21 @@
 mod common;
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     net::TcpListener,
-    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
-    sync::mpsc,
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use common::scripted_server;
+use common::{Finished, Serve, Sockjet, TIMEOUT, scripted_server};
 use sockjet::CloseCode;
-
-/// Upper bound for any single wait; generous because CI machines can be slow.
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A running `sockjet` process, killed on drop.
-struct Sockjet {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: mpsc::Receiver<String>,
-    stderr: Option<thread::JoinHandle<String>>,
-}
-
-/// How a `sockjet` process ended.
-#[derive(Debug)]
-struct Finished {
-    status: ExitStatus,
-    /// Stdout lines not yet taken with [`Sockjet::line`].
-    stdout: Vec<String>,
-    stderr: String,
-}
-
-impl Sockjet {
-    /// Starts `sockjet ARGS` with stdin, stdout and stderr piped.
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sockjet"))
-            .args(args)
-            // The tests check what the default log level prints.
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sockjet");
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let (lines, receiver) = mpsc::channel();
-        // Lines go through a channel so that the test can wait for one with a timeout.
-        thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        Self {
-            child,
-            stdin,
-            stdout: receiver,
-            stderr: Some(stderr),
-        }
-    }
-
-    /// Runs `sockjet ARGS` with stdin closed and waits for it to exit.
-    fn run(args: &[&str]) -> Finished {
-        let mut sockjet = Self::start(args);
-        sockjet.close_stdin();
-        sockjet.finish()
-    }
-
-    /// The next line on stdout.
-    fn line(&self) -> String {
-        self.stdout
-            .recv_timeout(TIMEOUT)
-            .expect("a line on stdout within the timeout")
-    }
-
-    /// Types a line on stdin.
-    fn type_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        writeln!(stdin, "{line}").expect("write to stdin");
-        stdin.flush().expect("flush stdin");
-    }
-
-    /// Ends stdin, as Ctrl-D does at a terminal.
-    fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    /// Sends SIGTERM.
-    #[cfg(unix)]
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit and collects the rest of its output.
-    fn finish(&mut self) -> Finished {
-        let deadline = Instant::now() + TIMEOUT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for sockjet") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "sockjet did not exit in time");
-            thread::sleep(Duration::from_millis(10));
-        };
-        let stderr = self
-            .stderr
-            .take()
-            .expect("finish called once")
-            .join()
-            .expect("stderr reader");
-        // Stdout is at EOF once stderr is, short of a grandchild holding it open.
-        let stdout = self.stdout.iter().collect();
-        Finished {
-            status,
-            stdout,
-            stderr,
-        }
-    }
-}
-
-impl Drop for Sockjet {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// Starts `sockjet serve` on a free port and returns it with its URL.
 fn serve(options: &[&str]) -> (Sockjet, String) {
-    let mut args = vec!["serve", "127.0.0.1:0"];
-    args.extend_from_slice(options);
-    let server = Sockjet::start(&args);
-    let line = server.line();
-    let url = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
+    let Serve { process, url } = Serve::start(&[&["127.0.0.1:0"], options].concat());
     assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
     assert!(!url.ends_with(":0"), "the real port is printed: {url}");
-    (server, url)
+    (process, url)
 }
 
 /// Asserts that stderr is exactly one `sockjet: ...` line and returns it.

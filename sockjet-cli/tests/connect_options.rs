@@ -5,20 +5,14 @@
 mod common;
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
     net::SocketAddr,
-    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
-        mpsc,
     },
-    thread,
-    time::{Duration, Instant},
 };
 
-use common::scripted_server;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use common::{Sockjet, TempDir, TestCertificates, scripted_server, test_certificates};
 use sockjet::{CloseCode, Connection, ServerBuilder};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -26,88 +20,9 @@ use tokio::{
     runtime::Runtime,
 };
 
-/// Upper bound for any single wait.
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A running `sockjet connect`, killed on drop.
-struct Client {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: mpsc::Receiver<String>,
-    stderr: Option<thread::JoinHandle<String>>,
-}
-
-impl Client {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sockjet"))
-            .arg("connect")
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sockjet");
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let (lines, receiver) = mpsc::channel();
-        thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        Self {
-            child,
-            stdin,
-            stdout: receiver,
-            stderr: Some(stderr),
-        }
-    }
-
-    fn line(&self) -> String {
-        self.stdout
-            .recv_timeout(TIMEOUT)
-            .expect("a line on stdout within the timeout")
-    }
-
-    fn type_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        writeln!(stdin, "{line}").expect("write to stdin");
-        stdin.flush().expect("flush stdin");
-    }
-
-    /// Ends stdin (the client then closes with 1000) and waits for the exit.
-    fn finish(&mut self) -> (ExitStatus, String) {
-        self.stdin = None;
-        let deadline = Instant::now() + TIMEOUT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for sockjet") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "sockjet did not exit in time");
-            thread::sleep(Duration::from_millis(10));
-        };
-        let stderr = self.stderr.take().unwrap().join().unwrap();
-        (status, stderr)
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Starts `sockjet connect ARGS`.
+fn connect(args: &[&str]) -> Sockjet {
+    Sockjet::start(&[&["connect"], args].concat())
 }
 
 async fn echo(mut ws: Connection) {
@@ -119,13 +34,18 @@ async fn echo(mut ws: Connection) {
 }
 
 /// Types `hi`, expects it back, ends input and expects a clean exit; returns stderr.
-fn echo_and_finish(mut client: Client) -> String {
+fn echo_and_finish(mut client: Sockjet) -> String {
     client.type_line("hi");
     assert_eq!(client.line(), "< hi");
-    let (status, stderr) = client.finish();
-    assert_eq!(client.line(), "Connection closed: 1000 (OK).");
-    assert!(status.success(), "{status:?} {stderr}");
-    stderr
+    client.close_stdin();
+    let finished = client.finish();
+    assert_eq!(
+        finished.stdout.first().map(String::as_str),
+        Some("Connection closed: 1000 (OK)."),
+        "{finished:?}"
+    );
+    assert!(finished.status.success(), "{finished:?}");
+    finished.stderr
 }
 
 #[test]
@@ -150,7 +70,7 @@ fn headers_origin_and_subprotocols_reach_the_server() {
         let _ = ws.send(report).await;
         let _ = ws.close(CloseCode::NORMAL_CLOSURE, "").await;
     });
-    let client = Client::start(&[
+    let client = connect(&[
         "-H",
         "X-One: 1",
         "--header",
@@ -175,28 +95,15 @@ fn headers_origin_and_subprotocols_reach_the_server() {
 
 #[test]
 fn an_invalid_header_is_a_usage_error() {
-    let mut client = Client::start(&["-H", "no colon here", "ws://127.0.0.1:9/"]);
-    let (status, stderr) = client.finish();
-    assert_eq!(status.code(), Some(2), "{stderr}");
+    let finished = Sockjet::run(&["connect", "-H", "no colon here", "ws://127.0.0.1:9/"]);
+    let stderr = finished.stderr;
+    assert_eq!(finished.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("is not NAME: VALUE"), "{stderr}");
 }
 
 /// A test CA's PEM and a TLS acceptor with a certificate it signed for `localhost`.
 fn test_tls() -> (String, tokio_rustls::TlsAcceptor) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "sockjet CLI test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let TestCertificates { ca, cert, key } = test_certificates();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -207,7 +114,7 @@ fn test_tls() -> (String, tokio_rustls::TlsAcceptor) {
     .with_single_cert(vec![cert.der().clone()], key)
     .unwrap();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    (ca_pem, tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    (ca.pem(), tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// A `wss://` echo server; returns its runtime and port.
@@ -237,9 +144,9 @@ fn insecure_skips_certificate_checks_with_a_warning() {
     let url = format!("wss://localhost:{port}/");
 
     // The test CA is not trusted: a one-line TLS error.
-    let mut refused = Client::start(&[&url]);
-    let (status, stderr) = refused.finish();
-    assert_eq!(status.code(), Some(1), "{stderr}");
+    let refused = Sockjet::run(&["connect", &url]);
+    let stderr = refused.stderr;
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.starts_with("sockjet: handshake failed: TLS handshake with localhost failed"),
         "{stderr}"
@@ -250,7 +157,7 @@ fn insecure_skips_certificate_checks_with_a_warning() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
-    let client = Client::start(&["--insecure", &url]);
+    let client = connect(&["--insecure", &url]);
     assert_eq!(client.line(), format!("Connected to {url}."));
     let stderr = echo_and_finish(client);
     assert!(stderr.contains("warning: --insecure"), "{stderr}");
@@ -260,13 +167,11 @@ fn insecure_skips_certificate_checks_with_a_warning() {
 fn a_ca_file_is_trusted() {
     let (ca_pem, acceptor) = test_tls();
     let (_runtime, port) = tls_echo_server(acceptor);
-    let ca_file = std::env::temp_dir().join(format!("sockjet-cli-ca-{}.pem", std::process::id()));
-    std::fs::write(&ca_file, ca_pem).unwrap();
+    let dir = TempDir::new("ca-file");
+    let ca_file = dir.write("ca.pem", &ca_pem);
     let url = format!("wss://localhost:{port}/");
-    let client = Client::start(&["--ca-file", ca_file.to_str().unwrap(), &url]);
-    let first = client.line();
-    let _ = std::fs::remove_file(&ca_file);
-    assert_eq!(first, format!("Connected to {url}."));
+    let client = connect(&["--ca-file", &ca_file, &url]);
+    assert_eq!(client.line(), format!("Connected to {url}."));
     assert_eq!(echo_and_finish(client), "");
 }
 
@@ -280,7 +185,7 @@ fn the_proxy_option_tunnels_through_http_connect() {
     runtime.spawn(server.serve(echo));
     let (proxy_addr, seen) = runtime.block_on(connect_proxy());
     let url = format!("ws://{server_addr}/");
-    let client = Client::start(&["--proxy", &format!("http://u:p@{proxy_addr}"), &url]);
+    let client = connect(&["--proxy", &format!("http://u:p@{proxy_addr}"), &url]);
     assert_eq!(client.line(), format!("Connected to {url}."));
     echo_and_finish(client);
     let seen = seen.lock().unwrap().clone();
@@ -333,8 +238,8 @@ async fn connect_proxy() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
 #[test]
 fn the_unix_option_connects_to_a_unix_socket() {
     let runtime = Runtime::new().unwrap();
-    let path = std::env::temp_dir().join(format!("sockjet-cli-{}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    let dir = TempDir::new("connect-unix");
+    let path = dir.path("connect.sock");
     let listener = {
         let _guard = runtime.enter();
         tokio::net::UnixListener::bind(&path).unwrap()
@@ -349,11 +254,10 @@ fn the_unix_option_connects_to_a_unix_socket() {
             }
         }
     });
-    let client = Client::start(&["--unix", path.to_str().unwrap(), "ws://app.local/chat"]);
+    let client = connect(&["--unix", path.to_str().unwrap(), "ws://app.local/chat"]);
     assert_eq!(client.line(), "Connected to ws://app.local/chat.");
     assert_eq!(client.line(), "< app.local /chat");
     echo_and_finish(client);
-    let _ = std::fs::remove_file(&path);
 }
 
 #[test]
@@ -370,7 +274,7 @@ fn reconnect_prints_a_line_and_comes_back() {
             }
         }
     });
-    let client = Client::start(&["--reconnect", "--max-reconnect-delay", "0.05", &url]);
+    let client = connect(&["--reconnect", "--max-reconnect-delay", "0.05", &url]);
     assert_eq!(client.line(), format!("Connected to {url}."));
     assert_eq!(
         client.line(),
@@ -393,7 +297,7 @@ fn reconnect_retries_a_refused_connection() {
         .unwrap()
         .port();
     let url = format!("ws://127.0.0.1:{port}/");
-    let client = Client::start(&["--reconnect", "--max-reconnect-delay", "0.01", &url]);
+    let client = connect(&["--reconnect", "--max-reconnect-delay", "0.01", &url]);
     for _ in 0..3 {
         let line = client.line();
         assert!(

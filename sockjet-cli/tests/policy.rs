@@ -2,15 +2,14 @@
 //! `--basic-auth` and `--rate-limit`, against the real binary on 127.0.0.1. Every wait is
 //! bounded; the server is killed on drop.
 
+mod common;
+
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     net::TcpStream,
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    thread,
-    time::Duration,
 };
 
+use common::{Serve, Sockjet, TIMEOUT};
 use sockjet::{
     ClientBuilder, CloseCode, Connection, Message,
     proto::{
@@ -19,50 +18,11 @@ use sockjet::{
     },
 };
 
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A running `sockjet serve`, killed on drop.
-struct Served {
-    child: Child,
-    /// `127.0.0.1:PORT`.
-    addr: String,
-}
-
-impl Served {
-    fn start(options: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sockjet"))
-            .args(["serve", "127.0.0.1:0", "-q"])
-            .args(options)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn sockjet");
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let (lines, receiver) = mpsc::channel();
-        thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let line = receiver
-            .recv_timeout(TIMEOUT)
-            .expect("the listening line in time");
-        let addr = line
-            .strip_prefix("listening on ws://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        Self { child, addr }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `sockjet serve 127.0.0.1:0 -q OPTIONS` and reads its URL.
+fn serve(options: &[&str]) -> Serve {
+    let served = Serve::start(&[&["127.0.0.1:0", "-q"], options].concat());
+    assert!(served.url.starts_with("ws://"), "{}", served.url);
+    served
 }
 
 /// Sends a raw request and reads the answer to EOF; returns the status and the text.
@@ -122,9 +82,9 @@ fn basic(user_password: &str) -> ClientConfig {
 
 #[test]
 fn serve_answers_healthz_without_upgrade_or_credentials() {
-    let served = Served::start(&["--basic-auth", "ann:secret", "--origin", "https://a.test"]);
+    let served = serve(&["--basic-auth", "ann:secret", "--origin", "https://a.test"]);
     let (status, answer) = raw_http(
-        &served.addr,
+        served.host_port(),
         "GET /healthz HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.test\r\n\r\n",
     );
     assert_eq!(status, 200, "{answer}");
@@ -133,7 +93,7 @@ fn serve_answers_healthz_without_upgrade_or_credentials() {
 
 #[test]
 fn serve_checks_origins_and_basic_credentials() {
-    let served = Served::start(&[
+    let served = serve(&[
         "--origin",
         "https://app.test",
         "--origin",
@@ -142,7 +102,7 @@ fn serve_checks_origins_and_basic_credentials() {
         "ann:secret",
     ]);
     runtime().block_on(async {
-        let addr = served.addr.as_str();
+        let addr = served.host_port();
         let with_origin = |origin: &str| basic("ann:secret").origin(Some(origin.to_owned()));
         let ws = connect(addr, with_origin("https://chat.example.test"))
             .await
@@ -177,7 +137,7 @@ fn serve_checks_origins_and_basic_credentials() {
         );
     });
     let (status, answer) = raw_http(
-        &served.addr,
+        served.host_port(),
         "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
     );
@@ -190,9 +150,9 @@ fn serve_checks_origins_and_basic_credentials() {
 
 #[test]
 fn serve_can_require_an_origin() {
-    let served = Served::start(&["--origin", "https://app.test", "--deny-no-origin"]);
+    let served = serve(&["--origin", "https://app.test", "--deny-no-origin"]);
     runtime().block_on(async {
-        let addr = served.addr.as_str();
+        let addr = served.host_port();
         assert_eq!(
             status_of(connect(addr, ClientConfig::default()).await),
             StatusCode::FORBIDDEN
@@ -207,9 +167,9 @@ fn serve_can_require_an_origin() {
 
 #[test]
 fn serve_closes_a_flood_with_1008() {
-    let served = Served::start(&["--rate-limit", "5"]);
+    let served = serve(&["--rate-limit", "5"]);
     runtime().block_on(async {
-        let mut ws = connect(&served.addr, ClientConfig::default())
+        let mut ws = connect(served.host_port(), ClientConfig::default())
             .await
             .unwrap();
         let sender = ws.sender();
@@ -246,14 +206,9 @@ fn serve_refuses_bad_policy_options() {
         &["--basic-auth", "nopassword"],
         &["--deny-no-origin"],
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_sockjet"))
-            .args(["serve", "127.0.0.1:0"])
-            .args(options)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run sockjet");
-        assert_eq!(output.status.code(), Some(2), "{options:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let finished = Sockjet::run(&[&["serve", "127.0.0.1:0"], options].concat());
+        assert_eq!(finished.status.code(), Some(2), "{options:?}");
+        let stderr = finished.stderr;
         assert!(stderr.contains("error:"), "{options:?}: {stderr}");
     }
 }

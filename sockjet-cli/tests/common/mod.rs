@@ -1,9 +1,17 @@
 //! Helpers shared by the command-line tests.
-#![allow(dead_code, unreachable_pub)]
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code, unreachable_pub, unused_imports)]
+
+mod certificates;
+mod process;
+mod temp_dir;
 
 use std::future::Future;
 
+pub use certificates::{TestCertificates, test_certificates};
+pub use process::{Finished, Serve, Sockjet, TIMEOUT};
 use sockjet::{Connection, Server};
+pub use temp_dir::TempDir;
 
 /// Runs a scripted WebSocket server in the test process; returns its runtime (keep it
 /// alive for the test) and URL.

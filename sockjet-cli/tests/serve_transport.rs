@@ -7,7 +7,7 @@ mod common;
 use std::{sync::Arc, thread, time::Duration};
 
 use common::{Serve, Sockjet, TIMEOUT, TempDir, TestCertificates, test_certificates};
-use sockjet::{ClientBuilder, CloseCode};
+use sockjet::{ClientBuilder, CloseCode, Transport};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -23,13 +23,36 @@ async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
         .expect("timed out")
 }
 
+/// Opens a WebSocket over `transport`, sends `text`, expects it back and closes.
+async fn echo_once(transport: impl Transport, url: &str, text: &str) {
+    let mut ws = within(ClientBuilder::new(url).connect_on(transport))
+        .await
+        .unwrap();
+    ws.send(text).await.unwrap();
+    assert_eq!(
+        within(ws.recv()).await.unwrap().unwrap().as_text(),
+        Some(text)
+    );
+    within(ws.close(CloseCode::NORMAL_CLOSURE, ""))
+        .await
+        .unwrap();
+}
+
+/// Sends SIGTERM, expects a clean exit and returns the log.
+fn terminate(mut server: Serve) -> String {
+    server.process.terminate();
+    let finished = server.process.finish();
+    assert!(finished.status.success(), "{finished:?}");
+    finished.stderr
+}
+
 #[test]
 fn tls_cert_and_key_serve_wss() {
     let TestCertificates { ca, cert, key } = test_certificates();
     let dir = TempDir::new("tls");
     let cert_path = dir.write("cert.pem", &cert.pem());
     let key_path = dir.write("key.pem", &key.serialize_pem());
-    let mut server = Serve::start(&[
+    let server = Serve::start(&[
         "127.0.0.1:0",
         "--tls-cert",
         &cert_path,
@@ -53,22 +76,9 @@ fn tls_cert_and_key_serve_wss() {
         let tls = within(tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp))
             .await
             .unwrap();
-        let mut ws = within(ClientBuilder::new("ws://localhost/secure").connect_on(tls))
-            .await
-            .unwrap();
-        ws.send("over TLS").await.unwrap();
-        assert_eq!(
-            within(ws.recv()).await.unwrap().unwrap().as_text(),
-            Some("over TLS")
-        );
-        within(ws.close(CloseCode::NORMAL_CLOSURE, ""))
-            .await
-            .unwrap();
+        echo_once(tls, "ws://localhost/secure", "over TLS").await;
     });
-    server.process.terminate();
-    let finished = server.process.finish();
-    assert!(finished.status.success(), "{finished:?}");
-    let log = finished.stderr;
+    let log = terminate(server);
     assert!(log.contains("path=\"/secure\""), "{log}");
 }
 
@@ -160,28 +170,15 @@ fn max_connections_per_ip_answers_429() {
 fn unix_socket_echo_and_removal_on_exit() {
     let dir = TempDir::new("unix");
     let path = dir.path("serve.sock");
-    let mut server = Serve::start(&["--unix", &path.display().to_string()]);
+    let server = Serve::start(&["--unix", &path.display().to_string()]);
     assert_eq!(server.url, format!("ws+unix://{}", path.display()));
     runtime().block_on(async {
         let stream = within(tokio::net::UnixStream::connect(&path))
             .await
             .unwrap();
-        let mut ws = within(ClientBuilder::new("ws://localhost/local").connect_on(stream))
-            .await
-            .unwrap();
-        ws.send("over a Unix socket").await.unwrap();
-        assert_eq!(
-            within(ws.recv()).await.unwrap().unwrap().as_text(),
-            Some("over a Unix socket")
-        );
-        within(ws.close(CloseCode::NORMAL_CLOSURE, ""))
-            .await
-            .unwrap();
+        echo_once(stream, "ws://localhost/local", "over a Unix socket").await;
     });
-    server.process.terminate();
-    let finished = server.process.finish();
-    assert!(finished.status.success(), "{finished:?}");
-    let log = finished.stderr;
+    let log = terminate(server);
     assert!(log.contains("peer=unix"), "{log}");
     assert!(!path.exists(), "the socket file is removed on exit");
 }

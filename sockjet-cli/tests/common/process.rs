@@ -99,8 +99,7 @@ impl Sockjet {
         self.stdin = None;
     }
 
-    /// Sends SIGTERM.
-    #[cfg(unix)]
+    /// Sends SIGTERM (with `kill`, so on Unix only).
     pub fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])

@@ -10,10 +10,10 @@ use std::{
     time::Duration,
 };
 
-use common::{raw_client, within};
+use common::{raw_client, server, within};
 use sockjet::{
-    Broadcast, CloseCode, ConnectionConfig, Message, Sender, Server, SlowReceiver, broadcast,
-    connect, proto::DeflateConfig,
+    Broadcast, CloseCode, ConnectionConfig, Message, Sender, SlowReceiver, broadcast, connect,
+    proto::DeflateConfig,
 };
 use tokio::time::{Instant, sleep};
 
@@ -24,19 +24,14 @@ type Room = Arc<Mutex<Vec<Sender>>>;
 async fn room_server(config: ConnectionConfig) -> (SocketAddr, Room) {
     let room: Room = Arc::default();
     let joined = room.clone();
-    let server = Server::builder()
-        .connection(config)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr();
-    tokio::spawn(server.serve(move |mut ws| {
+    let addr = server(config, move |mut ws| {
         let joined = joined.clone();
         async move {
             joined.lock().unwrap().push(ws.sender());
             while let Ok(Some(_)) = ws.recv().await {}
         }
-    }));
+    })
+    .await;
     (addr, room)
 }
 

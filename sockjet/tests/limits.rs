@@ -10,27 +10,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{REQUEST, raw_client, read_to_end, within};
-use sockjet::{CloseCode, Connection, Server, ServerBuilder};
+use common::{REQUEST, raw_client, read_to_end, start_echo, within};
+use sockjet::{CloseCode, Connection, Server};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpSocket, TcpStream},
 };
-
-async fn echo(mut ws: Connection) {
-    while let Ok(Some(message)) = ws.recv().await {
-        if ws.send(message).await.is_err() {
-            break;
-        }
-    }
-}
-
-async fn start(builder: ServerBuilder) -> SocketAddr {
-    let server = builder.bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr();
-    tokio::spawn(server.serve(echo));
-    addr
-}
 
 /// Sends an opening handshake request on a fresh connection and returns everything the
 /// server answers, up to its EOF.
@@ -85,7 +70,7 @@ async fn close(ws: Connection) {
 
 #[tokio::test]
 async fn full_server_answers_503_with_retry_after_and_serves_again_once_a_place_frees() {
-    let addr = start(
+    let addr = start_echo(
         Server::builder()
             .max_connections(2)
             .retry_after(Duration::from_millis(6500)),
@@ -128,7 +113,7 @@ async fn full_server_answers_503_with_retry_after_and_serves_again_once_a_place_
 
 #[tokio::test]
 async fn connections_in_their_handshake_count() {
-    let addr = start(Server::builder().max_connections(1)).await;
+    let addr = start_echo(Server::builder().max_connections(1)).await;
     // Connected, request not sent yet: it holds the only place.
     let mut pending = TcpStream::connect(addr).await.unwrap();
     // Let the server accept it before the next one comes.
@@ -143,7 +128,7 @@ async fn connections_in_their_handshake_count() {
 
 #[tokio::test]
 async fn per_address_limit_answers_429_and_leaves_other_addresses_alone() {
-    let addr = start(
+    let addr = start_echo(
         Server::builder()
             .max_connections_per_ip(2)
             .retry_after(Duration::from_secs(3)),
@@ -179,7 +164,7 @@ async fn per_address_limit_answers_429_and_leaves_other_addresses_alone() {
 #[tokio::test]
 async fn silent_client_is_dropped_at_the_handshake_timeout_without_delaying_others() {
     let timeout = Duration::from_millis(400);
-    let addr = start(
+    let addr = start_echo(
         Server::builder()
             .handshake_timeout(timeout)
             .max_connections(2),
@@ -205,7 +190,7 @@ async fn silent_client_is_dropped_at_the_handshake_timeout_without_delaying_othe
 
 #[tokio::test]
 async fn trickling_client_is_dropped_at_the_handshake_timeout() {
-    let addr = start(Server::builder().handshake_timeout(Duration::from_millis(500))).await;
+    let addr = start_echo(Server::builder().handshake_timeout(Duration::from_millis(500))).await;
     let mut trickle = TcpStream::connect(addr).await.unwrap();
     // One byte every 50 ms would take several seconds for the whole request.
     let mut sent = 0;
@@ -240,7 +225,7 @@ async fn trickling_client_is_dropped_at_the_handshake_timeout() {
 
 #[tokio::test]
 async fn every_way_a_connection_ends_releases_its_place_exactly_once() {
-    let addr = start(
+    let addr = start_echo(
         Server::builder()
             .max_connections(2)
             .handshake_timeout(Duration::from_millis(200)),

@@ -111,6 +111,12 @@ fn recording(retries: &Retries) -> impl FnMut(&Error, Duration) + Send + 'static
     }
 }
 
+/// The reasons of the retries so far.
+fn reasons(retries: &Retries) -> Vec<String> {
+    let retries = retries.lock().unwrap();
+    retries.iter().map(|(why, _)| why.clone()).collect()
+}
+
 /// Takes every connection of `connections` until the series ends, reading each to its
 /// end; returns how many there were.
 async fn drain(connections: &mut sockjet::Reconnecting) -> Result<usize, Error> {
@@ -140,12 +146,7 @@ async fn reconnects_after_1011_1012_and_a_dropped_connection_until_1000() {
         .on_retry(recording(&retries));
     assert_eq!(drain(&mut connections).await.unwrap(), 5);
     assert_eq!(accepted.load(Ordering::SeqCst), 5);
-    let reasons: Vec<String> = retries
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(why, _)| why.clone())
-        .collect();
+    let reasons = reasons(&retries);
     assert_eq!(
         reasons,
         ["closed 1011", "closed 1012", "closed 1006", "closed 1001"]
@@ -192,12 +193,7 @@ async fn server_errors_are_retried_and_client_errors_end_the_series() {
         .on_retry(recording(&retries));
     assert_eq!(drain(&mut connections).await.unwrap(), 1);
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
-    let reasons: Vec<String> = retries
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(why, _)| why.clone())
-        .collect();
+    let reasons = reasons(&retries);
     assert_eq!(reasons, ["status 503", "status 500"]);
 
     for status in [403, 404] {

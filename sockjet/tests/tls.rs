@@ -9,78 +9,17 @@ mod common;
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::Arc,
     time::Duration,
 };
 
-use common::within;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, ServerName};
-use sockjet::{ClientBuilder, CloseCode, Connection, Server, ServerBuilder, tls::ServerTls};
+use common::{start_echo, test_ca::TestCa, within};
+use rustls::pki_types::ServerName;
+use sockjet::{ClientBuilder, CloseCode, Server, tls::ServerTls};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use tokio_rustls::{TlsConnector, client::TlsStream};
-
-/// A certificate authority made for one test.
-struct TestCa {
-    issuer: Issuer<'static, KeyPair>,
-    der: CertificateDer<'static>,
-}
-
-/// A server certificate and its key, in PEM.
-struct ServerCert {
-    cert_pem: String,
-    key_pem: String,
-    der: CertificateDer<'static>,
-}
-
-impl TestCa {
-    fn new() -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "sockjet test CA");
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Self {
-            der: cert.der().clone(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A certificate for `names` (DNS names or IP addresses), signed by this CA.
-    fn server_cert(&self, names: &[&str]) -> ServerCert {
-        let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
-        let mut params = CertificateParams::new(names.clone()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names[0].clone());
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        ServerCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().clone(),
-        }
-    }
-
-    /// A TLS client trusting only this CA, offering ALPN `http/1.1`.
-    fn connector(&self) -> TlsConnector {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.der.clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        TlsConnector::from(Arc::new(config))
-    }
-}
+use tokio_rustls::client::TlsStream;
 
 /// A directory for one test's files, removed on drop.
 struct TempDir(PathBuf);
@@ -106,21 +45,6 @@ impl Drop for TempDir {
     }
 }
 
-async fn echo(mut ws: Connection) {
-    while let Ok(Some(message)) = ws.recv().await {
-        if ws.send(message).await.is_err() {
-            break;
-        }
-    }
-}
-
-async fn start(builder: ServerBuilder) -> SocketAddr {
-    let server = builder.bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr();
-    tokio::spawn(server.serve(echo));
-    addr
-}
-
 async fn tls_connect(
     ca: &TestCa,
     addr: SocketAddr,
@@ -140,7 +64,7 @@ async fn wss_echo_over_pem_files_with_alpn_http_1_1() {
     let key_path = dir.write("key.pem", &cert.key_pem);
     let tls = ServerTls::from_pem_files(&cert_path, &key_path).unwrap();
     assert_eq!(tls.rustls_config().alpn_protocols, [b"http/1.1".to_vec()]);
-    let addr = start(Server::builder().tls(tls)).await;
+    let addr = start_echo(Server::builder().tls(tls)).await;
 
     let stream = tls_connect(&ca, addr, "localhost").await.unwrap();
     // The client offered h2 first: the server picks the protocol the handshake needs.
@@ -193,7 +117,7 @@ async fn sni_picks_the_certificate_and_the_first_is_the_default() {
             wildcard.key_pem.as_bytes(),
         )
         .unwrap();
-    let addr = start(Server::builder().tls(tls)).await;
+    let addr = start_echo(Server::builder().tls(tls)).await;
 
     // An IP address is never sent as SNI: no name, so the default certificate.
     for (name, expected) in [
@@ -277,7 +201,7 @@ async fn silent_tls_client_does_not_delay_others_and_is_dropped_at_the_timeout()
     let ca = TestCa::new();
     let cert = ca.server_cert(&["localhost"]);
     let tls = ServerTls::from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
-    let addr = start(
+    let addr = start_echo(
         Server::builder()
             .tls(tls)
             .handshake_timeout(Duration::from_millis(500)),
@@ -306,7 +230,7 @@ async fn full_tls_server_refuses_with_a_tls_alert_then_serves_again() {
     let ca = TestCa::new();
     let cert = ca.server_cert(&["localhost"]);
     let tls = ServerTls::from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
-    let addr = start(Server::builder().tls(tls).max_connections(1)).await;
+    let addr = start_echo(Server::builder().tls(tls).max_connections(1)).await;
     let stream = tls_connect(&ca, addr, "localhost").await.unwrap();
     let ws = within(ClientBuilder::new("ws://localhost/").connect_on(stream))
         .await
@@ -348,7 +272,7 @@ async fn plain_http_to_a_tls_port_is_not_served() {
     let ca = TestCa::new();
     let cert = ca.server_cert(&["localhost"]);
     let tls = ServerTls::from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
-    let addr = start(Server::builder().tls(tls)).await;
+    let addr = start_echo(Server::builder().tls(tls)).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(common::REQUEST.as_bytes()).await.unwrap();
     let answer = common::read_to_end(&mut stream).await;

@@ -1,5 +1,11 @@
 //! Helpers of the client tests: a test PKI, a TLS WebSocket server, raw TCP servers.
-#![allow(dead_code, unreachable_pub)]
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code, unreachable_pub, unused_imports)]
+
+#[path = "../common/basics.rs"]
+mod basics;
+#[path = "../common/test_ca.rs"]
+mod test_ca;
 
 use std::{
     net::SocketAddr,
@@ -8,26 +14,17 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
 };
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+pub use basics::*;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sockjet::{Connection, ServerBuilder};
+pub use test_ca::TestCa;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
 };
 use tokio_rustls::TlsAcceptor;
-
-/// Every wait in these tests is bounded by this.
-pub const LIMIT: Duration = Duration::from_secs(10);
-
-pub async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, future)
-        .await
-        .expect("test step timed out")
-}
 
 /// A test certificate authority and a server certificate it signed.
 pub struct Pki {
@@ -39,33 +36,12 @@ pub struct Pki {
 impl Pki {
     /// A fresh CA, and a server certificate for `names` (DNS names or IP addresses).
     pub fn new(names: &[&str]) -> Self {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        // A name of its own: two CAs of one name would make a certificate of one look
-        // like a forgery of the other's (BadSignature, not UnknownIssuer).
-        static NEXT_CA: AtomicUsize = AtomicUsize::new(0);
-        let ca_name = format!(
-            "sockjet test CA {}",
-            NEXT_CA.fetch_add(1, Ordering::Relaxed)
-        );
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, ca_name);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let server_key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
-        let server_cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&server_key, &issuer)
-            .unwrap();
+        let ca = TestCa::new();
+        let cert = ca.server_cert(names);
         Self {
-            ca_pem: ca_cert.pem(),
-            chain: vec![server_cert.der().clone()],
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+            ca_pem: ca.pem,
+            chain: vec![cert.der],
+            key: cert.key,
         }
     }
 
@@ -121,14 +97,9 @@ pub async fn tls_echo_server(pki: &Pki) -> SocketAddr {
 }
 
 /// Sends `hello`, then echoes until the connection ends.
-pub async fn echo_after(mut ws: Connection, hello: String) {
-    if ws.send(hello).await.is_err() {
-        return;
-    }
-    while let Ok(Some(message)) = ws.recv().await {
-        if ws.send(message).await.is_err() {
-            break;
-        }
+pub async fn echo_after(ws: Connection, hello: String) {
+    if ws.send(hello).await.is_ok() {
+        echo(ws).await;
     }
 }
 
@@ -159,20 +130,6 @@ pub async fn reported_request(builder: sockjet::ClientBuilder) -> String {
     let mut ws = within(builder.connect()).await.unwrap();
     let message = within(ws.recv()).await.unwrap().unwrap();
     message.as_text().unwrap().to_owned()
-}
-
-/// Reads an HTTP head (up to the blank line), byte by byte so nothing after it is lost.
-pub async fn read_head(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        match within(stream.read(&mut byte)).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => head.push(byte[0]),
-        }
-        assert!(head.len() < 64 * 1024, "endless HTTP head");
-    }
-    String::from_utf8_lossy(&head).into_owned()
 }
 
 /// The value of header `name` in an HTTP head (or a request description), if present.

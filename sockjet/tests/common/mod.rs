@@ -1,22 +1,18 @@
 //! Helpers shared by the loopback tests.
-#![allow(dead_code, unreachable_pub)]
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
-use std::{net::SocketAddr, time::Duration};
+mod basics;
+pub mod test_ca;
 
+use std::net::SocketAddr;
+
+pub use basics::*;
 use sockjet::{Connection, ConnectionConfig, Server};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-
-/// Every wait in these tests is bounded by this.
-pub const LIMIT: Duration = Duration::from_secs(10);
-
-pub async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, future)
-        .await
-        .expect("test step timed out")
-}
 
 /// Starts a server running `handler`, returns its address.
 pub async fn server<H, F>(config: ConnectionConfig, handler: H) -> SocketAddr
@@ -24,25 +20,11 @@ where
     H: Fn(Connection) -> F + Send + Sync + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let server = Server::builder()
-        .connection(config)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr();
-    tokio::spawn(server.serve(handler));
-    addr
+    start(Server::builder().connection(config), handler).await
 }
 
 pub async fn echo_server(config: ConnectionConfig) -> SocketAddr {
-    server(config, |mut ws| async move {
-        while let Ok(Some(message)) = ws.recv().await {
-            if ws.send(message).await.is_err() {
-                break;
-            }
-        }
-    })
-    .await
+    start_echo(Server::builder().connection(config)).await
 }
 
 pub const REQUEST: &str = "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
@@ -56,20 +38,6 @@ pub async fn raw_client(addr: SocketAddr) -> TcpStream {
     let head = read_head(&mut stream).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     stream
-}
-
-/// Reads an HTTP head (up to the blank line), byte by byte so nothing after it is lost.
-pub async fn read_head(stream: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        match within(stream.read(&mut byte)).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => head.push(byte[0]),
-        }
-        assert!(head.len() < 64 * 1024, "endless HTTP head");
-    }
-    String::from_utf8_lossy(&head).into_owned()
 }
 
 /// Reads everything until EOF (bounded by LIMIT and 16 MiB).

@@ -1,9 +1,14 @@
 //! Helpers for the handshake policy tests (hooks, router, auth, origins, subprotocols,
 //! rate limits): servers on loopback, raw HTTP exchanges, clients with extra headers.
-#![allow(dead_code, unreachable_pub)]
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+#[path = "../common/basics.rs"]
+mod basics;
 
+use std::{future::Future, net::SocketAddr};
+
+pub use basics::*;
 use sockjet::{
     ClientBuilder, Connection, Error, ServerBuilder,
     proto::{
@@ -15,27 +20,6 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-
-/// Every wait in these tests is bounded by this.
-pub const LIMIT: Duration = Duration::from_secs(10);
-
-pub async fn within<T>(future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, future)
-        .await
-        .expect("test step timed out")
-}
-
-/// Binds `builder` on loopback, serves `handler`, returns the address.
-pub async fn start<H, F>(builder: ServerBuilder, handler: H) -> SocketAddr
-where
-    H: Fn(Connection) -> F + Send + Sync + 'static,
-    F: Future<Output = ()> + Send + 'static,
-{
-    let server = builder.bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr();
-    tokio::spawn(server.serve(handler));
-    addr
-}
 
 /// A handler that sends one text message and closes: the path, then, after a space,
 /// whatever `describe` says about the connection.

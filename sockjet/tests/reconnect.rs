@@ -111,6 +111,14 @@ fn recording(retries: &Retries) -> impl FnMut(&Error, Duration) + Send + 'static
     }
 }
 
+/// A series of connections to `addr` with [`quick`] delays, its retries recorded.
+fn recorded_series(addr: SocketAddr, retries: &Retries) -> sockjet::Reconnecting {
+    ClientBuilder::new(format!("ws://{addr}/"))
+        .reconnecting()
+        .backoff(quick())
+        .on_retry(recording(retries))
+}
+
 /// The reasons of the retries so far.
 fn reasons(retries: &Retries) -> Vec<String> {
     let retries = retries.lock().unwrap();
@@ -140,15 +148,11 @@ async fn reconnects_after_1011_1012_and_a_dropped_connection_until_1000() {
     ];
     let (addr, accepted) = scripted_server(script).await;
     let retries = Retries::default();
-    let mut connections = ClientBuilder::new(format!("ws://{addr}/"))
-        .reconnecting()
-        .backoff(quick())
-        .on_retry(recording(&retries));
+    let mut connections = recorded_series(addr, &retries);
     assert_eq!(drain(&mut connections).await.unwrap(), 5);
     assert_eq!(accepted.load(Ordering::SeqCst), 5);
-    let reasons = reasons(&retries);
     assert_eq!(
-        reasons,
+        reasons(&retries),
         ["closed 1011", "closed 1012", "closed 1006", "closed 1001"]
     );
     // Over: no more attempts.
@@ -187,14 +191,10 @@ async fn server_errors_are_retried_and_client_errors_end_the_series() {
     let script = vec![Then::Status(503), Then::Status(500), Then::Close(1000)];
     let (addr, accepted) = scripted_server(script).await;
     let retries = Retries::default();
-    let mut connections = ClientBuilder::new(format!("ws://{addr}/"))
-        .reconnecting()
-        .backoff(quick())
-        .on_retry(recording(&retries));
+    let mut connections = recorded_series(addr, &retries);
     assert_eq!(drain(&mut connections).await.unwrap(), 1);
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
-    let reasons = reasons(&retries);
-    assert_eq!(reasons, ["status 503", "status 500"]);
+    assert_eq!(reasons(&retries), ["status 503", "status 500"]);
 
     for status in [403, 404] {
         let (addr, accepted) = scripted_server(vec![Then::Status(status)]).await;
@@ -219,10 +219,7 @@ async fn refused_connections_are_retried_until_the_server_is_up() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let retries = Retries::default();
-    let mut connections = ClientBuilder::new(format!("ws://{addr}/"))
-        .reconnecting()
-        .backoff(quick())
-        .on_retry(recording(&retries));
+    let mut connections = recorded_series(addr, &retries);
     let next = tokio::spawn(async move { within(connections.next()).await.map(|ws| ws.is_some()) });
     // Let a few attempts fail, then start the server on that port.
     while retries.lock().unwrap().len() < 3 {

@@ -16,15 +16,15 @@ use std::{
 };
 
 use sockjet_proto::{MaskKeys as _, OsRandomMaskKeys};
-use tokio::{sync::mpsc, task::JoinSet};
+use tokio::task::JoinSet;
 
 use super::{
     CLOSE_TIMEOUT, GRACE, HANDSHAKE_TIMEOUT, Settings,
     dial::Opened,
     frames::{self, Compression, EncodedCache, EncodedMessage, PayloadKind},
-    open::{OpenPlan, spawn_openers},
-    phases::{Interrupt, Window, all_opened, join_until},
-    progress::{Progress, live_status, opening_status},
+    open::{OpenPlan, open_all},
+    phases::{Interrupt, Window, join_until},
+    progress::{Progress, live_status},
     report::{Messages, Percentiles, Report, common_report},
     session::{Echo, Session},
     stats::{ErrorKind, Recorder, SharedStats},
@@ -41,34 +41,13 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
     // Open every connection before the clock starts, so that the warmup and the
     // measurement see them all.
     let requested = args.conns;
-    let (opened, mut receiver) = mpsc::unbounded_channel();
     let plan = OpenPlan {
         target: Arc::clone(&settings.target),
         count: requested,
         deflate: settings.deflate(),
         timeout: HANDSHAKE_TIMEOUT,
     };
-    let (mut openers, counts) = spawn_openers(plan, &stats, move |index, connection| {
-        let opened = opened.clone();
-        async move {
-            let _ = opened.send((index, connection));
-        }
-    });
-    let progress = Progress::start(settings.display, {
-        let counts = Arc::clone(&counts);
-        move || opening_status(&counts, requested)
-    });
-    let all_open = all_opened(&counts, requested, settings, &stats, &mut interrupt).await;
-    progress.finish();
-    if all_open.is_err() {
-        openers.abort_all();
-    }
-    while openers.join_next().await.is_some() {}
-    all_open?;
-    let mut connections = Vec::with_capacity(counts.opened());
-    while let Ok(connection) = receiver.try_recv() {
-        connections.push(connection);
-    }
+    let (connections, counts) = open_all(plan, settings, &stats, &mut interrupt).await?;
 
     let schedule = match args.rate {
         // The rate is shared by the connections that opened.

@@ -10,14 +10,18 @@ use std::{
 
 use sockjet_proto::DeflateConfig;
 use tokio::{
-    sync::{Notify, Semaphore},
+    sync::{Notify, Semaphore, mpsc},
     task::JoinSet,
 };
 
 use super::{
+    Settings,
     dial::{Opened, Target, dial},
+    phases::{Interrupt, all_opened},
+    progress::{Progress, opening_status},
     stats::SharedStats,
 };
+use crate::Failure;
 
 /// Most handshakes in flight: more only fills the server's accept queue (and SYN
 /// cookies kick in), which measures the kernel rather than the server.
@@ -164,4 +168,39 @@ where
         });
     }
     (tasks, counts)
+}
+
+/// Opens every connection of `plan` before the clock starts, showing progress; returns
+/// the ones that opened, each with its index, and the counts. Fails if Ctrl-C came
+/// first or none opened.
+pub(crate) async fn open_all(
+    plan: OpenPlan,
+    settings: &Settings,
+    stats: &Arc<SharedStats>,
+    interrupt: &mut Interrupt,
+) -> Result<(Vec<(usize, Opened)>, Arc<OpenCounts>), Failure> {
+    let requested = plan.count;
+    let (opened, mut receiver) = mpsc::unbounded_channel();
+    let (mut openers, counts) = spawn_openers(plan, stats, move |index, connection| {
+        let opened = opened.clone();
+        async move {
+            let _ = opened.send((index, connection));
+        }
+    });
+    let progress = Progress::start(settings.display, {
+        let counts = Arc::clone(&counts);
+        move || opening_status(&counts, requested)
+    });
+    let all_open = all_opened(&counts, requested, settings, stats, interrupt).await;
+    progress.finish();
+    if all_open.is_err() {
+        openers.abort_all();
+    }
+    while openers.join_next().await.is_some() {}
+    all_open?;
+    let mut connections = Vec::with_capacity(counts.opened());
+    while let Ok(connection) = receiver.try_recv() {
+        connections.push(connection);
+    }
+    Ok((connections, counts))
 }

@@ -52,8 +52,8 @@ impl ClientBuilder {
         }
     }
 
-    /// Runs TLS over `stream` for a `wss://` target.
-    #[cfg(feature = "tls")]
+    /// Runs TLS over `stream` for a `wss://` target; without the `tls` feature,
+    /// `wss://` cannot be reached.
     async fn secure_if_wss(
         &self,
         stream: impl Transport,
@@ -62,23 +62,15 @@ impl ClientBuilder {
         if !target.secure {
             return Ok(Socket::other(stream));
         }
-        let tls = match &self.tls {
-            Some(tls) => tls.clone(),
-            None => crate::tls::ClientTls::default_roots()?,
-        };
-        Ok(Socket::other(tls.connect(&target.host, stream).await?))
-    }
-
-    /// Without the `tls` feature, `wss://` cannot be reached.
-    #[cfg(not(feature = "tls"))]
-    async fn secure_if_wss(
-        &self,
-        stream: impl Transport,
-        target: &Target,
-    ) -> Result<Socket, Error> {
-        if !target.secure {
-            return Ok(Socket::other(stream));
+        #[cfg(feature = "tls")]
+        {
+            let tls = match &self.tls {
+                Some(tls) => tls.clone(),
+                None => crate::tls::ClientTls::default_roots()?,
+            };
+            Ok(Socket::other(tls.connect(&target.host, stream).await?))
         }
+        #[cfg(not(feature = "tls"))]
         Err(
             Error::new(crate::error::ErrorKind::InvalidUrl).with_source(format!(
                 "{}: wss:// needs sockjet's `tls` feature",

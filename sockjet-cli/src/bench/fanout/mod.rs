@@ -35,7 +35,7 @@ use std::{
 };
 
 use tokio::{
-    sync::{mpsc, oneshot, watch},
+    sync::{oneshot, watch},
     task::JoinSet,
 };
 
@@ -46,11 +46,11 @@ use self::{
 };
 use super::{
     CLOSE_TIMEOUT, GRACE, HANDSHAKE_TIMEOUT, Settings,
-    dial::{Opened, Target, dial},
+    dial::{Target, dial},
     frames,
-    open::{OpenPlan, spawn_openers},
-    phases::{Interrupt, Window, all_opened, join_until},
-    progress::{Progress, Status, live_status, opening_status},
+    open::{OpenPlan, open_all},
+    phases::{Interrupt, Window, join_until},
+    progress::{Progress, Status, live_status},
     report::{self, FanoutReport, Percentiles, Report, common_report},
     stats::{ErrorKind, SharedStats},
 };
@@ -74,34 +74,13 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
     };
 
     // The subscribers first, then the publisher (number `subscribers_asked`).
-    let (opened, mut receiver) = mpsc::unbounded_channel();
     let plan = OpenPlan {
         target: Arc::clone(&settings.target),
         count: subscribers_asked,
         deflate: None,
         timeout: HANDSHAKE_TIMEOUT,
     };
-    let (mut openers, counts) = spawn_openers(plan, &stats, move |index, connection| {
-        let opened = opened.clone();
-        async move {
-            let _ = opened.send((index, connection));
-        }
-    });
-    let progress = Progress::start(settings.display, {
-        let counts = Arc::clone(&counts);
-        move || opening_status(&counts, subscribers_asked)
-    });
-    let all_open = all_opened(&counts, subscribers_asked, settings, &stats, &mut interrupt).await;
-    progress.finish();
-    if all_open.is_err() {
-        openers.abort_all();
-    }
-    while openers.join_next().await.is_some() {}
-    all_open?;
-    let mut connections: Vec<(usize, Opened)> = Vec::with_capacity(counts.opened());
-    while let Ok(connection) = receiver.try_recv() {
-        connections.push(connection);
-    }
+    let (connections, counts) = open_all(plan, settings, &stats, &mut interrupt).await?;
     let publisher_index = subscribers_asked;
     let source = settings
         .target

@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use crate::{
     process::{PeerCommand, PeerProcess},
     scenario::{
-        TEST_TIMEOUT, check_events, connection_config, expected_peer_events, fail_with,
-        play_closer, play_main,
+        Report, TEST_TIMEOUT, beside_peer, check_events, connection_config, expected_peer_events,
+        path_reports, play_closer, play_main,
     },
 };
 
@@ -21,7 +21,7 @@ use crate::{
 /// sockjet's own server.
 pub async fn axum_server_with(client: PeerCommand) {
     let started = std::time::Instant::now();
-    let (report, mut reports) = mpsc::unbounded_channel::<(String, Result<String, String>)>();
+    let (report, mut reports) = mpsc::unbounded_channel::<Report>();
     let peer_name = client.name.clone();
     let scenario = move |upgrade: WebSocketUpgrade| {
         let report = report.clone();
@@ -54,27 +54,8 @@ pub async fn axum_server_with(client: PeerCommand) {
     let serving = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let mut peer = PeerProcess::spawn(&client.arg(&url));
-    let run = async {
-        let mut done = Vec::new();
-        while done.len() < 2 {
-            let Some((path, result)) = reports.recv().await else {
-                return Err("the app stopped".to_owned());
-            };
-            match result {
-                Ok(summary) => done.push(format!("{path}: {summary}")),
-                Err(error) => return Err(format!("sockjet behind axum on {path}: {error}")),
-            }
-        }
-        Ok(done)
-    };
-    let summaries = peer
-        .while_running(TEST_TIMEOUT, run)
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, error));
-    let events = peer
-        .finish()
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, error));
+    let run = path_reports(&mut reports, "sockjet behind axum");
+    let (summaries, events) = beside_peer(&mut peer, TEST_TIMEOUT, None, run).await;
     serving.abort();
     check_events(&peer, &events, &expected_peer_events());
     println!(

@@ -47,16 +47,8 @@ impl Browser {
     pub async fn launch() -> Self {
         let profile = tempdir::Dir::new("chromium-cdp");
         let mut child = Command::new(deps::chromium())
+            .args(deps::CHROMIUM_FLAGS)
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
                 // Several tabs run at once: none may be throttled as a background tab.
                 "--disable-background-timer-throttling",
                 "--disable-renderer-backgrounding",

@@ -35,8 +35,8 @@ use tokio::sync::mpsc;
 use crate::{
     process::{PeerCommand, PeerProcess},
     scenario::{
-        MIB, TEST_TIMEOUT, check_eq, check_events, connection_config, expect, fail_with,
-        large_text, message_observation, pattern, send, sockjet_big, step,
+        MIB, TEST_TIMEOUT, beside_peer, check_eq, check_events, connection_config, expect,
+        fail_with, large_text, message_observation, pattern, send, sockjet_big, step,
     },
 };
 
@@ -425,14 +425,7 @@ pub async fn deflate_server_with(client: PeerCommand, case: DeflateCase) {
             Some(result) => result.map_err(|error| format!("sockjet server: {error}")),
         }
     };
-    let summary = peer
-        .while_running(TEST_TIMEOUT, run)
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, error));
-    let events = peer
-        .finish()
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, error));
+    let (summary, events) = beside_peer(&mut peer, TEST_TIMEOUT, None, run).await;
     serving.abort();
     check_peer_events(&peer, &events, &case, Side::Server);
     println!(
@@ -464,14 +457,7 @@ pub async fn deflate_client_with(server: PeerCommand, case: DeflateCase) {
         .map_err(|error| format!("connecting: {error}"))?;
         play(ws, &name, &case).await
     };
-    let summary = peer
-        .while_running(TEST_TIMEOUT, run)
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, format_args!("sockjet client: {error}")));
-    let events = peer
-        .finish()
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, error));
+    let (summary, events) = beside_peer(&mut peer, TEST_TIMEOUT, Some("sockjet client"), run).await;
     check_peer_events(&peer, &events[1..], &case, Side::Client);
     println!(
         "{} ↔ sockjet client, deflate: ok in {:?} ({summary})",

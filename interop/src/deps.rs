@@ -131,6 +131,21 @@ pub fn tinyproxy() -> PathBuf {
         })
 }
 
+/// The flags every Chromium of the tests starts with: headless, without the sandbox (which
+/// containers do not allow), the GPU, QUIC, or anything of its own on the network, and with
+/// `/tmp` instead of the often small `/dev/shm`.
+pub const CHROMIUM_FLAGS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
+
 /// The Chromium binary.
 pub fn chromium() -> PathBuf {
     let chromium =

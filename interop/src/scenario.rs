@@ -319,10 +319,52 @@ pub async fn play_closer(mut ws: Connection, peer: &str) -> Result<ConnectionClo
 }
 
 /// What a sockjet server handler reports to the test.
-type Report = (String, Result<String, String>);
+pub(crate) type Report = (String, Result<String, String>);
 
 pub(crate) fn fail_with(peer: &PeerProcess, what: impl Display) -> ! {
     peer.fail(format!("{} ↔ sockjet: {what}", peer.name()))
+}
+
+/// Runs sockjet's side, `run`, while `peer` runs (at most `limit`), then waits for the
+/// peer to exit; fails the test with the peer's output if either goes wrong (an error of
+/// `run` after `side: `, if given). Returns what `run` returned and the peer's events.
+pub(crate) async fn beside_peer<T>(
+    peer: &mut PeerProcess,
+    limit: Duration,
+    side: Option<&str>,
+    run: impl Future<Output = Result<T, String>>,
+) -> (T, Vec<Value>) {
+    let output = match peer.while_running(limit, run).await {
+        Ok(output) => output,
+        Err(error) => match side {
+            Some(side) => fail_with(peer, format_args!("{side}: {error}")),
+            None => fail_with(peer, error),
+        },
+    };
+    let events = peer
+        .finish()
+        .await
+        .unwrap_or_else(|error| fail_with(peer, error));
+    (output, events)
+}
+
+/// Waits for the reports of the scenario's two paths from `server`'s handlers (e.g.
+/// "sockjet server"); returns their summaries, or the first error.
+pub(crate) async fn path_reports(
+    reports: &mut mpsc::UnboundedReceiver<Report>,
+    server: &str,
+) -> Result<Vec<String>, String> {
+    let mut done = Vec::new();
+    while done.len() < 2 {
+        let Some((path, result)) = reports.recv().await else {
+            return Err(format!("{server} stopped"));
+        };
+        match result {
+            Ok(summary) => done.push(format!("{path}: {summary}")),
+            Err(error) => return Err(format!("{server} on {path}: {error}")),
+        }
+    }
+    Ok(done)
 }
 
 /// Test 1 and 2: a sockjet server, and `client` (run with `ws://127.0.0.1:PORT`) playing
@@ -356,27 +398,8 @@ pub async fn sockjet_server_with(client: PeerCommand) {
     }));
 
     let mut peer = PeerProcess::spawn(&client.arg(&url));
-    let run = async {
-        let mut done = Vec::new();
-        while done.len() < 2 {
-            let Some((path, result)) = rx.recv().await else {
-                return Err("the server stopped".to_owned());
-            };
-            match result {
-                Ok(summary) => done.push(format!("{path}: {summary}")),
-                Err(error) => return Err(format!("sockjet server on {path}: {error}")),
-            }
-        }
-        Ok(done)
-    };
-    let summaries = peer
-        .while_running(TEST_TIMEOUT, run)
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, error));
-    let events = peer
-        .finish()
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, error));
+    let run = path_reports(&mut rx, "sockjet server");
+    let (summaries, events) = beside_peer(&mut peer, TEST_TIMEOUT, None, run).await;
     serving.abort();
     check_events(&peer, &events, &expected_peer_events());
     println!(
@@ -419,14 +442,7 @@ pub async fn sockjet_client_with(server: PeerCommand) {
             main.rtt
         ))
     };
-    let summary = peer
-        .while_running(TEST_TIMEOUT, run)
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, format_args!("sockjet client: {error}")));
-    let events = peer
-        .finish()
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, error));
+    let (summary, events) = beside_peer(&mut peer, TEST_TIMEOUT, Some("sockjet client"), run).await;
     check_events(&peer, &events[1..], &expected_peer_events());
     println!(
         "{} ↔ sockjet client: ok in {:?} ({summary})",

@@ -13,7 +13,7 @@ use sockjet::{ClientBuilder, CloseCode, Message, tls::ClientTls};
 
 use crate::{
     process::{PeerCommand, PeerProcess},
-    scenario::{check_events, fail_with, step},
+    scenario::{beside_peer, check_events, fail_with, step},
 };
 
 /// A test CA and a server certificate for `localhost` it signed, as PEM files in a
@@ -153,14 +153,8 @@ pub async fn sockjet_wss_client_with(server: PeerCommand, certificates: &TestCer
         }
         Ok::<_, String>(format!("compressed: {}", ws.is_compressed()))
     };
-    let summary = peer
-        .while_running(Duration::from_secs(60), run)
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, format_args!("sockjet wss client: {error}")));
-    let events = peer
-        .finish()
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, error));
+    let limit = Duration::from_secs(60);
+    let (summary, events) = beside_peer(&mut peer, limit, Some("sockjet wss client"), run).await;
     check_events(
         &peer,
         &events[1..],

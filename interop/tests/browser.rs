@@ -219,21 +219,10 @@ async fn chromium_with(deflate: Option<DeflateConfig>, tls: bool) {
     }));
 
     let profile = Profile::new();
-    let browser =
-        PeerCommand {
-            name: "chromium".to_owned(),
-            program: chromium,
-            args: [
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-            ]
+    let browser = PeerCommand {
+        name: "chromium".to_owned(),
+        program: chromium,
+        args: deps::CHROMIUM_FLAGS
             .into_iter()
             .map(Into::into)
             .chain([format!("--user-data-dir={}", profile.0.display()).into()])
@@ -242,8 +231,8 @@ async fn chromium_with(deflate: Option<DeflateConfig>, tls: bool) {
             }))
             .chain([page_url(port, tls).into()])
             .collect(),
-            envs: Vec::new(),
-        };
+        envs: Vec::new(),
+    };
     let mut chromium = PeerProcess::spawn(&browser);
 
     // The three handlers report in any order; the report comes last from the page.

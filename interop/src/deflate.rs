@@ -36,7 +36,7 @@ use crate::{
     process::{PeerCommand, PeerProcess},
     scenario::{
         MIB, TEST_TIMEOUT, beside_peer, check_eq, check_events, connection_config, expect,
-        fail_with, large_text, message_observation, pattern, send, sockjet_big, step,
+        large_text, message_observation, pattern, send, sockjet_big, spawn_listening, step,
     },
 };
 
@@ -440,11 +440,7 @@ pub async fn deflate_server_with(client: PeerCommand, case: DeflateCase) {
 /// it with frames of at most [`CLIENT_FRAME_SIZE`].
 pub async fn deflate_client_with(server: PeerCommand, case: DeflateCase) {
     let started = Instant::now();
-    let mut peer = PeerProcess::spawn(&server.arg(case.peer_options.to_string()));
-    let port = peer
-        .listening_port()
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, error));
+    let (mut peer, port) = spawn_listening(&server.arg(case.peer_options.to_string())).await;
     let name = peer.name().to_owned();
     let run = async {
         let ws = step(

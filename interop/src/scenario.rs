@@ -325,6 +325,17 @@ pub(crate) fn fail_with(peer: &PeerProcess, what: impl Display) -> ! {
     peer.fail(format!("{} ↔ sockjet: {what}", peer.name()))
 }
 
+/// Starts `server`, a peer that prints `{"event":"listening","port":N}` first, and
+/// returns it with that port; fails the test with its output if no port comes.
+pub(crate) async fn spawn_listening(server: &PeerCommand) -> (PeerProcess, u16) {
+    let mut peer = PeerProcess::spawn(server);
+    let port = peer
+        .listening_port()
+        .await
+        .unwrap_or_else(|error| fail_with(&peer, error));
+    (peer, port)
+}
+
 /// Runs sockjet's side, `run`, while `peer` runs (at most `limit`), then waits for the
 /// peer to exit; fails the test with the peer's output if either goes wrong (an error of
 /// `run` after `side: `, if given). Returns what `run` returned and the peer's events.
@@ -416,11 +427,7 @@ pub async fn sockjet_server_with(client: PeerCommand) {
 /// a character.
 pub async fn sockjet_client_with(server: PeerCommand) {
     let started = std::time::Instant::now();
-    let mut peer = PeerProcess::spawn(&server);
-    let port = peer
-        .listening_port()
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, error));
+    let (mut peer, port) = spawn_listening(&server).await;
     let name = peer.name().to_owned();
     let run = async {
         let config = connection_config(Some(64 * 1024));

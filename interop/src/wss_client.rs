@@ -12,8 +12,8 @@ use serde_json::json;
 use sockjet::{ClientBuilder, CloseCode, Message, tls::ClientTls};
 
 use crate::{
-    process::{PeerCommand, PeerProcess},
-    scenario::{beside_peer, check_events, fail_with, step},
+    process::PeerCommand,
+    scenario::{beside_peer, check_events, spawn_listening, step},
 };
 
 /// A test CA and a server certificate for `localhost` it signed, as PEM files in a
@@ -96,11 +96,7 @@ impl Drop for TestCertificates {
 /// trusting another CA is refused with a certificate error.
 pub async fn sockjet_wss_client_with(server: PeerCommand, certificates: &TestCertificates) {
     let started = std::time::Instant::now();
-    let mut peer = PeerProcess::spawn(&server);
-    let port = peer
-        .listening_port()
-        .await
-        .unwrap_or_else(|error| fail_with(&peer, error));
+    let (mut peer, port) = spawn_listening(&server).await;
     let url = format!("wss://localhost:{port}/secure");
     let run = async {
         // Another CA: the certificate must not verify. The server sees a failed TLS

@@ -27,7 +27,7 @@ struct Seen {
 }
 
 /// Echoes every message, after reporting what it saw.
-async fn echo(mut ws: Connection, seen: mpsc::UnboundedSender<Seen>) {
+async fn echo(ws: Connection, seen: mpsc::UnboundedSender<Seen>) {
     let _ = seen.send(Seen {
         path: ws.path().to_owned(),
         query: ws.request().uri().query().map(str::to_owned),
@@ -35,11 +35,7 @@ async fn echo(mut ws: Connection, seen: mpsc::UnboundedSender<Seen>) {
         compressed: ws.is_compressed(),
         peer: ws.peer_addr(),
     });
-    while let Ok(Some(message)) = ws.recv().await {
-        if ws.send(message).await.is_err() {
-            break;
-        }
-    }
+    common::echo(ws).await;
 }
 
 /// Serves the app on a loopback port; returns its address and what the WebSocket

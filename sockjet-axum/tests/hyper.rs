@@ -49,18 +49,14 @@ async fn handle(
     Ok(match answer {
         Ok((response, upgrading)) => {
             tokio::spawn(async move {
-                let Ok(mut ws) = upgrading.await else { return };
+                let Ok(ws) = upgrading.await else { return };
                 let _ = seen.send(Seen {
                     path: ws.path().to_owned(),
                     subprotocol: ws.subprotocol().map(str::to_owned),
                     compressed: ws.is_compressed(),
                     peer: ws.peer_addr(),
                 });
-                while let Ok(Some(message)) = ws.recv().await {
-                    if ws.send(message).await.is_err() {
-                        break;
-                    }
-                }
+                common::echo(ws).await;
             });
             response
         }

@@ -148,6 +148,15 @@ pub async fn h2_websocket(
     (response.into_parts().0, Some(ws))
 }
 
+/// Echoes every message until the connection ends.
+pub async fn echo(mut ws: Connection) {
+    while let Ok(Some(message)) = ws.recv().await {
+        if ws.send(message).await.is_err() {
+            break;
+        }
+    }
+}
+
 /// Sends text and binary from `ws` and checks the echo.
 pub async fn check_echo(ws: &mut Connection) {
     for message in [

@@ -103,6 +103,15 @@ pub async fn echo_after(ws: Connection, hello: String) {
     }
 }
 
+/// Awaits a connection attempt that must fail in the handshake; returns the error's text.
+pub async fn handshake_failure(
+    attempt: impl std::future::Future<Output = Result<Connection, sockjet::Error>>,
+) -> String {
+    let error = within(attempt).await.unwrap_err();
+    assert_eq!(error.kind(), sockjet::ErrorKind::Handshake, "{error}");
+    error.to_string()
+}
+
 /// A sockjet server that sends each client one text message describing its request: the
 /// request target on the first line, then `name: value` for each header; then closes.
 pub async fn request_reporting_server() -> SocketAddr {

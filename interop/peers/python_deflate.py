@@ -29,7 +29,6 @@ import json
 import sys
 
 from websockets.asyncio.client import connect
-from websockets.asyncio.server import serve
 from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
     PerMessageDeflate,
@@ -171,20 +170,12 @@ def compression_args(options, factory_class):
     return {"compression": options["compression"]}
 
 
-COMMON = {
-    "max_size": scenario.MAX_SIZE,
-    "ping_interval": None,
-    "open_timeout": scenario.TIMEOUT,
-    "close_timeout": scenario.TIMEOUT,
-}
-
-
 async def client(options, base):
     name = "python client"
     async with connect(
         base + PATH,
         **compression_args(options, ClientPerMessageDeflateFactory),
-        **COMMON,
+        **scenario.CONNECTION_SETTINGS,
         proxy=None,  # never a proxy for 127.0.0.1, whatever the environment says
     ) as ws:
         await play(ws, "client", name)
@@ -205,17 +196,8 @@ async def server(options):
         if not finished.done():
             finished.set_result(None)
 
-    async with serve(
-        handler,
-        "127.0.0.1",
-        0,
-        **compression_args(options, ServerPerMessageDeflateFactory),
-        **COMMON,
-    ) as listening:
-        port = listening.sockets[0].getsockname()[1]
-        scenario.emit(event="listening", port=port)
-        await finished
-    scenario.emit(event="done")
+    compression = compression_args(options, ServerPerMessageDeflateFactory)
+    await scenario.serve_until(finished, handler, **compression)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The interop scenario as the Python `websockets` peer plays it, client or server.
 
-Shared by python_client.py and python_server.py. The peer prints one JSON line per
+Shared by python_client.py, python_server.py and the other peers. The peer prints one JSON line per
 observation on stdout; the Rust test (interop/src/lib.rs) plays the other side and
 compares these lines with what it expects. On any failure the peer writes a message to
 stderr and exits non-zero.
@@ -19,6 +19,7 @@ import hashlib
 import json
 import sys
 
+from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
 # Every wait is bounded.
@@ -121,6 +122,26 @@ async def play(ws, path, name):
         await closing_connection(ws, name)
     else:
         raise PeerError(f"unexpected path {path!r}")
+
+
+# The settings of every connection the peers open or accept: messages up to MAX_SIZE, no
+# keepalive pings, the opening and closing handshakes bounded by TIMEOUT.
+CONNECTION_SETTINGS = {
+    "max_size": MAX_SIZE,
+    "ping_interval": None,
+    "open_timeout": TIMEOUT,
+    "close_timeout": TIMEOUT,
+}
+
+
+async def serve_until(finished, handler, **options):
+    """Serves `handler` on 127.0.0.1 on a free port (with CONNECTION_SETTINGS and
+    `options`), prints {"event":"listening","port":N}, waits for `finished`, then prints
+    {"event":"done"}."""
+    async with serve(handler, "127.0.0.1", 0, **options, **CONNECTION_SETTINGS) as server:
+        emit(event="listening", port=server.sockets[0].getsockname()[1])
+        await finished
+    emit(event="done")
 
 
 def run(coroutine):

@@ -7,8 +7,6 @@ python_scenario.py on each connection (by path: /main, then /sockjet-closes), pr
 
 import asyncio
 
-from websockets.asyncio.server import serve
-
 import python_scenario as scenario
 
 NAME = "python server"
@@ -28,20 +26,8 @@ async def main():
         if path == "/sockjet-closes" and not finished.done():
             finished.set_result(None)
 
-    async with serve(
-        handler,
-        "127.0.0.1",
-        0,
-        compression=None,  # uncompressed; python_deflate.py covers permessage-deflate
-        max_size=scenario.MAX_SIZE,
-        ping_interval=None,
-        open_timeout=scenario.TIMEOUT,
-        close_timeout=scenario.TIMEOUT,
-    ) as server:
-        port = server.sockets[0].getsockname()[1]
-        scenario.emit(event="listening", port=port)
-        await finished
-    scenario.emit(event="done")
+    # Uncompressed; python_deflate.py covers permessage-deflate.
+    await scenario.serve_until(finished, handler, compression=None)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import asyncio
 import ssl
 import sys
 
-from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
 import python_scenario as scenario
@@ -42,20 +41,7 @@ async def main(cert, key):
         if not finished.done():
             finished.set_result(None)
 
-    async with serve(
-        handler,
-        "127.0.0.1",
-        0,
-        ssl=context,
-        max_size=scenario.MAX_SIZE,
-        ping_interval=None,
-        open_timeout=scenario.TIMEOUT,
-        close_timeout=scenario.TIMEOUT,
-    ) as server:
-        port = server.sockets[0].getsockname()[1]
-        scenario.emit(event="listening", port=port)
-        await finished
-    scenario.emit(event="done")
+    await scenario.serve_until(finished, handler, ssl=context)
 
 
 def _closed(ws):

@@ -412,6 +412,13 @@ impl ServerProtocol {
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        self.insert_negotiated_headers(headers);
+        response
+    }
+
+    /// The headers every accepting response carries, over HTTP/1.1 or HTTP/2: the
+    /// negotiated extension and the `Server` header.
+    fn insert_negotiated_headers(&self, headers: &mut http::HeaderMap) {
         if let Some((_, extension)) = &self.negotiated_deflate {
             let value = HeaderValue::from_str(extension).expect("negotiation writes tokens");
             headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
@@ -419,7 +426,6 @@ impl ServerProtocol {
         if let Some(server) = &self.server_header {
             headers.insert(header::SERVER, server.clone());
         }
-        response
     }
 
     /// Builds a plain-text HTTP error response that refuses the connection, such as 401,

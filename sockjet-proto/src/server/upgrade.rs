@@ -190,14 +190,7 @@ impl ServerProtocol {
     /// `Server` header; the application adds `Sec-WebSocket-Protocol` if it picks one.
     pub(super) fn accept_extended_connect(&self) -> Response {
         let mut response = Response::default();
-        let headers = response.headers_mut();
-        if let Some((_, extension)) = &self.negotiated_deflate {
-            let value = HeaderValue::from_str(extension).expect("negotiation writes tokens");
-            headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
-        }
-        if let Some(server) = &self.server_header {
-            headers.insert(header::SERVER, server.clone());
-        }
+        self.insert_negotiated_headers(response.headers_mut());
         response
     }
 }

@@ -344,6 +344,11 @@ impl Shared {
         Poll::Pending
     }
 
+    /// Waits until the connection is closed and returns how it ended.
+    pub(crate) async fn closed(&self) -> ConnectionClosed {
+        std::future::poll_fn(|cx| self.poll_closed(cx)).await
+    }
+
     pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<ConnectionClosed> {
         let mut inner = self.lock();
         if inner.terminated {
@@ -573,15 +578,8 @@ impl Inner {
                 self.rate_limiter = None;
                 self.inbound.clear();
                 self.max_queue = 0;
-                self.discard_messages = true;
-                if self.proto.state() == State::Open {
-                    let _ = self
-                        .proto
-                        .send_close(CloseCode::POLICY_VIOLATION, RATE_LIMIT_REASON);
-                }
-                self.flush_with_driver_waker();
-                self.read_wanted = true;
-                self.wake_driver();
+                // A valid code and a short reason: sending cannot be refused.
+                let _ = self.start_close(CloseCode::POLICY_VIOLATION, RATE_LIMIT_REASON);
             }
         }
     }
@@ -816,7 +814,7 @@ impl Inner {
 /// # Ok(()) }
 /// ```
 pub struct Connection {
-    pub(crate) shared: Arc<Shared>,
+    shared: Arc<Shared>,
 }
 
 impl Connection {
@@ -938,7 +936,7 @@ impl Connection {
     /// # }
     /// ```
     pub async fn closed(&self) -> ConnectionClosed {
-        std::future::poll_fn(|cx| self.shared.poll_closed(cx)).await
+        self.shared.closed().await
     }
 
     /// The last round-trip time measured by a ping (keepalive or [`ping`](Self::ping)).
@@ -1086,7 +1084,7 @@ pub(crate) struct CloseWatch {
 impl CloseWatch {
     /// Waits until the connection is closed and returns how it ended.
     pub(crate) async fn closed(&self) -> ConnectionClosed {
-        std::future::poll_fn(|cx| self.shared.poll_closed(cx)).await
+        self.shared.closed().await
     }
 }
 
@@ -1285,7 +1283,7 @@ impl Sender {
     /// # }
     /// ```
     pub async fn closed(&self) -> ConnectionClosed {
-        std::future::poll_fn(|cx| self.shared.poll_closed(cx)).await
+        self.shared.closed().await
     }
 
     pub(crate) fn shared_arc(&self) -> &Arc<Shared> {
@@ -1323,7 +1321,7 @@ async fn send(shared: &Shared, message: Message, compress: bool) -> Result<(), E
 
 async fn close(shared: &Shared, code: CloseCode, reason: &str) -> Result<(), Error> {
     shared.start_close(code, reason)?;
-    std::future::poll_fn(|cx| shared.poll_closed(cx)).await;
+    shared.closed().await;
     Ok(())
 }
 

@@ -244,7 +244,7 @@ impl Connection {
     /// # }
     /// ```
     pub fn rate_limited(&self) -> u64 {
-        self.shared.rate_limited()
+        self.shared().rate_limited()
     }
 }
 

@@ -243,7 +243,7 @@ async fn serve_connection<H, F>(
     // The connection may outlive its handler (a `Sender` kept elsewhere, or the closing
     // handshake): it holds its place until it is over.
     if let Some(shared) = slot.connection() {
-        std::future::poll_fn(|cx| shared.poll_closed(cx)).await;
+        shared.closed().await;
     }
 }
 

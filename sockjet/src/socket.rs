@@ -75,8 +75,8 @@ impl Socket {
                 // and the next read waits for the next event instead of costing a system
                 // call that fails with EAGAIN. `try_io` takes its readiness snapshot before
                 // the read, so data arriving after the read still wakes us.
-                let result = if proto.buffered_len() == 0 && (*last_read as usize) < DIRECT_READ_MIN
-                {
+                let fresh = proto.buffered_len() == 0;
+                let result = if fresh && (*last_read as usize) < DIRECT_READ_MIN {
                     // Nothing buffered, so how much is coming is unknown: read up to 64 KiB
                     // into this thread's scratch buffer and copy what came. A message of up
                     // to 64 KiB then takes one system call, while the connection's own
@@ -90,36 +90,27 @@ impl Socket {
                         });
                         if read > 0 {
                             proto.receive_data(&scratch[..read]);
-                            *last_read = read as u32;
                         }
                         result
                     })
-                } else if proto.buffered_len() == 0 {
-                    // Nothing buffered, on a connection whose messages came in large reads:
-                    // expect as much again, straight into its own buffer.
-                    let expected = *last_read as usize;
+                } else {
+                    // Straight into the connection's own buffer: the rest of a frame, into
+                    // the space reserved for it; or, with nothing buffered on a connection
+                    // whose messages came in large reads, as much as last time.
                     let buffer = proto.receive_buffer();
+                    let expected = if fresh { *last_read as usize } else { 0 };
                     if buffer.capacity() - buffer.len() < expected {
                         buffer.reserve(expected);
                     }
-                    let offered = buffer.capacity() - buffer.len();
-                    let result = tcp.try_io(Interest::READABLE, || {
-                        read = tcp.try_read_buf(buffer)?;
-                        drained_if_short(read, offered)
-                    });
-                    if read > 0 {
-                        *last_read = read.min(SCRATCH_SIZE) as u32;
-                    }
-                    result
-                } else {
-                    // The rest of a frame: straight into the space reserved for it.
-                    let buffer = proto.receive_buffer();
                     let offered = buffer.capacity() - buffer.len();
                     tcp.try_io(Interest::READABLE, || {
                         read = tcp.try_read_buf(buffer)?;
                         drained_if_short(read, offered)
                     })
                 };
+                if fresh && read > 0 {
+                    *last_read = read.min(SCRATCH_SIZE) as u32;
+                }
                 match result {
                     Ok(()) => return Poll::Ready(Ok(read)),
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock && read > 0 => {

@@ -9,7 +9,7 @@ use std::{
     },
 };
 
-use sockjet::{Broadcast, BroadcastReport, ConnectionId, Message, Sender, SlowReceiver};
+use sockjet::{Broadcast, BroadcastReport, ConnectionId, Message, SlowReceiver, WeakSender};
 
 use crate::{
     backend::{Backend, BackendStats, HubId, InProcess, RemoteDelivery, RemoteInbox},
@@ -23,13 +23,14 @@ use crate::{
 /// A hub is a cheap handle: clones share the same topics. Every delivery goes through
 /// [`sockjet::Broadcast`]: the frame is built once per message, and a member whose
 /// outgoing queue is full misses the message (it is counted in its
-/// [`Sender::dropped_messages`]) or is closed, as the hub's [`SlowReceiver`] policy says;
+/// [`Sender::dropped_messages`](sockjet::Sender::dropped_messages)) or is closed, as the hub's [`SlowReceiver`] policy says;
 /// it never slows the publisher or the other members.
 ///
-/// A member leaves its topics by itself when its connection ends. While it is a member,
-/// the hub holds a [`Sender`] of it, which keeps the connection open: a handler that
-/// returns while its connection is still open should call [`leave_all`](Self::leave_all)
-/// (or close the connection) first.
+/// A member leaves its topics by itself when its connection ends. The hub holds a
+/// [`WeakSender`] of it, which does not keep the connection open: once the handler has
+/// dropped its [`Connection`](sockjet::Connection) and [`Sender`](sockjet::Sender)s, the
+/// connection closes and leaves every topic, whether or not the handler called
+/// [`leave_all`](Self::leave_all).
 ///
 /// With a backend such as [`RedisBackend`](crate::RedisBackend), messages published on
 /// one process also reach the members of the same topic on every other process whose hub
@@ -250,9 +251,10 @@ impl Hub {
         self.inner.id
     }
 
-    /// Makes the connection of `sender` a member of `topic`. Joining a topic twice is the
-    /// same as once; returns whether it was new. The member leaves every topic by itself
-    /// when its connection ends.
+    /// Makes the connection of `member` (a [`Sender`](sockjet::Sender) or a
+    /// [`WeakSender`], by reference or by value) a member of `topic`. Joining a topic
+    /// twice is the same as once; returns whether it was new. The member leaves every
+    /// topic by itself when its connection ends; being a member does not keep it open.
     ///
     /// # Errors
     ///
@@ -268,9 +270,9 @@ impl Hub {
     /// assert!(!hub.join("lobby", &ws.sender())?);
     /// # Ok(()) }
     /// ```
-    pub fn join(&self, topic: &str, sender: &Sender) -> Result<bool, TopicError> {
+    pub fn join(&self, topic: &str, member: impl AsRef<WeakSender>) -> Result<bool, TopicError> {
         validate_topic(topic)?;
-        Ok(self.inner.join(topic, sender))
+        Ok(self.inner.join(topic, member.as_ref()))
     }
 
     /// Takes connection `id` out of `topic`; returns whether it was a member.
@@ -440,7 +442,7 @@ impl HubInner {
         self.read_topics().get(name).cloned()
     }
 
-    fn join(self: &Arc<Self>, topic: &str, sender: &Sender) -> bool {
+    fn join(self: &Arc<Self>, topic: &str, sender: &WeakSender) -> bool {
         let id = sender.id();
         let shard = self.registry.shard(id);
         // The shard lock serialises joins and leaves of this connection.
@@ -464,7 +466,7 @@ impl HubInner {
     }
 
     /// Adds `sender` to `topic`, creating it (and subscribing the backend) if needed.
-    fn add_member(&self, topic: &str, sender: &Sender) -> Arc<str> {
+    fn add_member(&self, topic: &str, sender: &WeakSender) -> Arc<str> {
         loop {
             let existing = self.topic(topic);
             let entry = existing.unwrap_or_else(|| {
@@ -497,7 +499,7 @@ impl HubInner {
         let last = membership.topics.is_empty();
         self.remove_member(topic, id);
         if last {
-            // Drops the hub's last handle on the connection.
+            // The hub's last reference to the connection.
             state.connections.remove(&id);
         }
         true

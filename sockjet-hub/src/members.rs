@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
-use sockjet::{ConnectionId, Sender};
+use sockjet::{ConnectionId, WeakSender};
 
 /// A topic with at least one local member (an empty one is removed from the hub).
 pub(crate) struct Topic {
@@ -20,7 +20,7 @@ struct Members {
     /// blocks neither joins nor other publishes while it sends. A join or leave changes
     /// the list in place with `Arc::make_mut`, which copies it only when a publish is
     /// reading it at that very moment.
-    senders: Arc<Vec<Sender>>,
+    senders: Arc<Vec<WeakSender>>,
     /// Where each member is in `senders`, so that a leave is O(1) (`swap_remove`).
     index: HashMap<ConnectionId, usize>,
     /// Set when the hub took this topic out of its map: a join that looked it up just
@@ -49,7 +49,7 @@ impl Topic {
     }
 
     /// Adds `sender`; `Ok(false)` if it was already a member.
-    pub(crate) fn add(&self, sender: &Sender) -> Result<bool, Removed> {
+    pub(crate) fn add(&self, sender: &WeakSender) -> Result<bool, Removed> {
         let mut members = self.lock();
         if members.removed {
             return Err(Removed);
@@ -76,7 +76,7 @@ impl Topic {
             members.index.insert(moved, position);
         }
         drop(members);
-        // Dropping a Sender takes its connection's lock: not while holding the topic's.
+        // The connection's state may be freed here: not while holding the topic's lock.
         drop(gone);
         Some(left)
     }
@@ -92,12 +92,12 @@ impl Topic {
     }
 
     /// The members as they are now, to send to without holding any lock.
-    pub(crate) fn snapshot(&self) -> Arc<Vec<Sender>> {
+    pub(crate) fn snapshot(&self) -> Arc<Vec<WeakSender>> {
         self.lock().senders.clone()
     }
 
     pub(crate) fn ids(&self) -> Vec<ConnectionId> {
-        self.lock().senders.iter().map(Sender::id).collect()
+        self.lock().senders.iter().map(WeakSender::id).collect()
     }
 
     pub(crate) fn len(&self) -> usize {

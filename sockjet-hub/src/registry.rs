@@ -3,7 +3,7 @@
 //!
 //! Connections are spread over [`SHARDS`] shards by id. Each shard has one watcher task,
 //! started with the shard's first member, and one waker ([`CloseWaker`]) that it
-//! registers with every member's [`Sender::closed`]. One waker per shard, not per
+//! registers with every member's [`WeakSender::closed`]. One waker per shard, not per
 //! connection, matters: a connection keeps the wakers it was given until it ends, and
 //! sockjet skips a waker that `will_wake` the same task, so a connection that joins and
 //! leaves rooms a thousand times still holds one waker from the hub, not a thousand, and
@@ -20,7 +20,7 @@ use std::{
     task::{Context, Poll, Wake, Waker},
 };
 
-use sockjet::{ConnectionId, Sender};
+use sockjet::{ConnectionId, WeakSender};
 use tokio::task::AbortHandle;
 
 use crate::hub::HubInner;
@@ -46,9 +46,10 @@ pub(crate) struct ShardState {
     watcher: Option<AbortHandle>,
 }
 
-/// A connection's topics, and a handle on it for the watcher.
+/// A connection's topics, and a way to see it end for the watcher (one that does not
+/// keep it open).
 pub(crate) struct Membership {
-    sender: Sender,
+    sender: WeakSender,
     pub(crate) topics: Vec<Arc<str>>,
 }
 
@@ -134,7 +135,7 @@ impl Shard {
     pub(crate) fn add_connection(
         &self,
         state: &mut ShardState,
-        sender: &Sender,
+        sender: &WeakSender,
         topic: Arc<str>,
         hub: Weak<HubInner>,
     ) {
@@ -207,6 +208,6 @@ impl Shard {
 }
 
 /// Whether the connection has ended; if not, `cx`'s waker is woken when it does.
-fn has_ended(sender: &Sender, cx: &mut Context<'_>) -> bool {
+fn has_ended(sender: &WeakSender, cx: &mut Context<'_>) -> bool {
     pin!(sender.closed()).poll(cx).is_ready()
 }

@@ -93,7 +93,7 @@ async fn members_get_what_is_published_to_their_topics_only() {
 
     // leave_all takes a connection out of every topic.
     let b_id = hub.members("b")[0];
-    assert!(hub.join("a", &sender(&senders, b_id)).unwrap());
+    assert!(hub.join("a", sender(&senders, b_id)).unwrap());
     let mut b_topics = hub.topics_of(b_id);
     b_topics.sort();
     assert_eq!(b_topics, ["a", "b"]);
@@ -130,6 +130,39 @@ async fn members_leave_by_themselves_when_their_connection_ends() {
         .await
         .unwrap();
     until("every topic is gone", || hub.topics().is_empty()).await;
+    assert_eq!(hub.stats().connections, 0);
+}
+
+/// Membership does not keep a connection open: a handler that returns without leaving
+/// its topics still closes its connection (1000), and the hub forgets it.
+#[tokio::test]
+async fn a_handler_that_returns_closes_its_connection_even_while_a_member() {
+    let hub = Hub::new();
+    let server = sockjet::Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr();
+    let serving_hub = hub.clone();
+    tokio::spawn(server.serve(move |mut ws| {
+        let hub = serving_hub.clone();
+        async move {
+            hub.join("lobby", ws.sender()).unwrap();
+            hub.join("weak", ws.sender().downgrade()).unwrap();
+            // Returns at the first message, without leave_all.
+            let _ = ws.recv().await;
+        }
+    }));
+    let mut ws = sockjet::connect(&format!("ws://{addr}/")).await.unwrap();
+    until("the member joined", || hub.member_count("weak") == 1).await;
+    assert_eq!(hub.publish("lobby", "hello").unwrap().local.queued, 1);
+    assert_eq!(next_text(&mut ws).await, "hello");
+
+    ws.send("bye").await.unwrap();
+    assert!(
+        within(ws.recv()).await.unwrap().is_none(),
+        "the server closes"
+    );
+    let closed = within(ws.closed()).await;
+    assert_eq!(closed.code(), CloseCode::NORMAL_CLOSURE, "{closed}");
+    until("the member left both topics", || hub.topics().is_empty()).await;
     assert_eq!(hub.stats().connections, 0);
 }
 

@@ -8,7 +8,10 @@ use std::{
 
 use sockjet_proto::{CloseCode, Message, PreparedMessage, State};
 
-use crate::connection::{Inner, Sender, Shared};
+use crate::{
+    WeakSender,
+    connection::{Inner, Shared},
+};
 
 /// What a broadcast does with a receiver whose outgoing queue is full: more than the
 /// connection's [`write_limit`](crate::ConnectionConfig::write_limit) bytes already
@@ -25,7 +28,7 @@ use crate::connection::{Inner, Sender, Shared};
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub enum SlowReceiver {
     /// Skip the message for this receiver and count it
-    /// ([`Sender::dropped_messages`]). The default, as Python `websockets.broadcast` skips
+    /// ([`Sender::dropped_messages`](crate::Sender::dropped_messages)). The default, as Python `websockets.broadcast` skips
     /// connections that are not ready to write.
     #[default]
     Drop,
@@ -37,7 +40,7 @@ pub enum SlowReceiver {
 /// The outcome of a broadcast, counted over its receivers.
 ///
 /// ```
-/// let report = sockjet::broadcast(std::iter::empty(), "nobody listens");
+/// let report = sockjet::broadcast(std::iter::empty::<&sockjet::Sender>(), "nobody listens");
 /// assert_eq!(report, sockjet::BroadcastReport::default());
 /// ```
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
@@ -62,7 +65,9 @@ pub struct BroadcastReport {
 /// message is dropped for it and counted). Receivers that are closing or closed are
 /// skipped.
 ///
-/// Messages from one task's broadcasts reach each receiver in the order sent.
+/// Messages from one task's broadcasts reach each receiver in the order sent. Receivers
+/// are [`Sender`](crate::Sender)s or [`WeakSender`]s (what a room should hold), by value
+/// or by reference.
 ///
 /// ```no_run
 /// # async fn f(room: Vec<sockjet::Sender>) {
@@ -70,8 +75,8 @@ pub struct BroadcastReport {
 /// println!("{} queued, {} dropped", report.queued, report.dropped);
 /// # }
 /// ```
-pub fn broadcast<'a>(
-    receivers: impl IntoIterator<Item = &'a Sender>,
+pub fn broadcast<R: AsRef<WeakSender>>(
+    receivers: impl IntoIterator<Item = R>,
     message: impl Into<Message>,
 ) -> BroadcastReport {
     Broadcast::new(message).send_to(receivers)
@@ -128,13 +133,13 @@ impl Broadcast {
     /// assert!(report.queued <= room.len());
     /// # }
     /// ```
-    pub fn send_to<'a>(
+    pub fn send_to<R: AsRef<WeakSender>>(
         &mut self,
-        receivers: impl IntoIterator<Item = &'a Sender>,
+        receivers: impl IntoIterator<Item = R>,
     ) -> BroadcastReport {
         let mut report = BroadcastReport::default();
         for receiver in receivers {
-            let shared = receiver.shared_arc();
+            let shared = &receiver.as_ref().shared;
             let policy = self.slow_receiver.unwrap_or(shared.config.slow_receiver);
             match offer(shared, &mut self.prepared, policy) {
                 Outcome::Queued => report.queued += 1,

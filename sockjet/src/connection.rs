@@ -394,6 +394,17 @@ impl Shared {
         self.lock().handles += 1;
     }
 
+    /// Adds a handle unless the last one is gone (the connection is closing then) or the
+    /// connection is over: what upgrading a [`WeakSender`](crate::WeakSender) needs.
+    pub(crate) fn try_add_handle(&self) -> bool {
+        let mut inner = self.lock();
+        if inner.handles == 0 || inner.is_terminated() {
+            return false;
+        }
+        inner.handles += 1;
+        true
+    }
+
     fn drop_handle(&self) {
         let mut inner = self.lock();
         inner.handles -= 1;
@@ -976,9 +987,7 @@ impl Connection {
     /// ```
     pub fn sender(&self) -> Sender {
         self.shared.add_handle();
-        Sender {
-            shared: self.shared.clone(),
-        }
+        Sender::from_handle(self.shared.clone())
     }
 
     /// Splits into a receiving half and a sending half, usable from two tasks.
@@ -1155,7 +1164,8 @@ impl Sink<Message> for Connection {
 /// # Ok(()) }
 /// ```
 pub struct Sender {
-    shared: Arc<Shared>,
+    /// The connection, with one of its `handles` counted for this sender.
+    weak: crate::WeakSender,
 }
 
 impl Sender {
@@ -1171,7 +1181,7 @@ impl Sender {
     /// # Ok(()) }
     /// ```
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
-        send(&self.shared, message.into(), true).await
+        send(&self.weak.shared, message.into(), true).await
     }
 
     /// Sends a message without compressing it; see [`Connection::send_uncompressed`].
@@ -1186,7 +1196,7 @@ impl Sender {
     /// # Ok(()) }
     /// ```
     pub async fn send_uncompressed(&self, message: impl Into<Message>) -> Result<(), Error> {
-        send(&self.shared, message.into(), false).await
+        send(&self.weak.shared, message.into(), false).await
     }
 
     /// Sends a ping and waits for its pong; see [`Connection::ping`].
@@ -1201,7 +1211,7 @@ impl Sender {
     /// # Ok(()) }
     /// ```
     pub async fn ping(&self) -> Result<Duration, Error> {
-        ping(&self.shared).await
+        ping(&self.weak.shared).await
     }
 
     /// Closes the connection; see [`Connection::close`].
@@ -1216,7 +1226,7 @@ impl Sender {
     /// # Ok(()) }
     /// ```
     pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        close(&self.shared, code, reason).await
+        close(&self.weak.shared, code, reason).await
     }
 
     /// Whether the connection is over.
@@ -1225,7 +1235,7 @@ impl Sender {
     /// # fn f(s: &sockjet::Sender) { if s.is_closed() { println!("gone"); } }
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().is_terminated()
+        self.weak.shared.lock().is_terminated()
     }
 
     /// The connection's id.
@@ -1234,7 +1244,7 @@ impl Sender {
     /// # fn f(s: &sockjet::Sender) { println!("{}", s.id()); }
     /// ```
     pub fn id(&self) -> ConnectionId {
-        self.shared.id
+        self.weak.shared.id
     }
 
     /// Sends a payload already shared as [`Bytes`] as a binary message, without copying
@@ -1250,7 +1260,7 @@ impl Sender {
     /// # Ok(()) }
     /// ```
     pub async fn send_bytes(&self, data: Bytes) -> Result<(), Error> {
-        send(&self.shared, Message::Binary(data), true).await
+        send(&self.weak.shared, Message::Binary(data), true).await
     }
 
     /// Broadcast messages this connection missed because its outgoing queue was full
@@ -1260,7 +1270,7 @@ impl Sender {
     /// # fn f(s: &sockjet::Sender) { println!("{} dropped", s.dropped_messages()); }
     /// ```
     pub fn dropped_messages(&self) -> u64 {
-        self.shared.lock().dropped_messages
+        self.weak.shared.lock().dropped_messages
     }
 
     /// Bytes queued for this connection and not yet written to its socket (like the
@@ -1270,7 +1280,7 @@ impl Sender {
     /// # fn f(s: &sockjet::Sender) { println!("{} bytes waiting", s.buffered_amount()); }
     /// ```
     pub fn buffered_amount(&self) -> usize {
-        self.shared.lock().pending_write_len()
+        self.weak.shared.lock().pending_write_len()
     }
 
     /// Waits until the connection is closed and returns how it ended; see
@@ -1283,33 +1293,53 @@ impl Sender {
     /// # }
     /// ```
     pub async fn closed(&self) -> ConnectionClosed {
-        self.shared.closed().await
+        self.weak.shared.closed().await
     }
 
-    pub(crate) fn shared_arc(&self) -> &Arc<Shared> {
-        &self.shared
+    /// A [`WeakSender`](crate::WeakSender) of this connection: one that does not keep it
+    /// open, for a room to hold.
+    ///
+    /// ```no_run
+    /// # fn f(s: &sockjet::Sender) { let _member = s.downgrade(); }
+    /// ```
+    pub fn downgrade(&self) -> crate::WeakSender {
+        self.weak.clone()
+    }
+
+    /// Wraps a handle already counted in `handles`.
+    pub(crate) fn from_handle(shared: Arc<Shared>) -> Self {
+        Self {
+            weak: crate::WeakSender::new(shared),
+        }
+    }
+}
+
+/// What [`broadcast`](crate::broadcast) takes: a sender is also a weak one.
+impl AsRef<crate::WeakSender> for Sender {
+    fn as_ref(&self) -> &crate::WeakSender {
+        &self.weak
     }
 }
 
 impl Clone for Sender {
     fn clone(&self) -> Self {
-        self.shared.add_handle();
+        self.weak.shared.add_handle();
         Self {
-            shared: self.shared.clone(),
+            weak: self.weak.clone(),
         }
     }
 }
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        self.shared.drop_handle();
+        self.weak.shared.drop_handle();
     }
 }
 
 impl fmt::Debug for Sender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sender")
-            .field("id", &self.shared.id)
+            .field("id", &self.weak.shared.id)
             .finish()
     }
 }

@@ -48,6 +48,7 @@ mod subprotocol;
 pub mod tls;
 mod tracker;
 mod upgraded;
+mod weak_sender;
 
 pub use sockjet_proto as proto;
 pub use sockjet_proto::{
@@ -65,3 +66,4 @@ pub use router::Router;
 pub use server::{Server, ServerBuilder, serve};
 pub use shutdown::{ShutdownHandle, Signal, shutdown_signal};
 pub use upgraded::{PendingUpgrade, Upgrade};
+pub use weak_sender::WeakSender;

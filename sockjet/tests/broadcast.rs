@@ -233,3 +233,48 @@ async fn broadcasts_are_compressed_per_receivers_settings() {
         }
     }
 }
+
+/// A weak sender reaches the connection while its handler holds it, and does not keep it
+/// open after: the handler's return closes it (1000), and upgrading fails from then on.
+#[tokio::test]
+async fn weak_senders_receive_broadcasts_but_do_not_keep_connections_open() {
+    let weak_room: Arc<Mutex<Vec<sockjet::WeakSender>>> = Arc::default();
+    let joined = weak_room.clone();
+    let addr = server(ConnectionConfig::default(), move |mut ws| {
+        let joined = joined.clone();
+        async move {
+            joined.lock().unwrap().push(ws.sender().downgrade());
+            // Returns at the first message, dropping every strong handle.
+            let _ = ws.recv().await;
+        }
+    })
+    .await;
+    let mut client = within(connect(&format!("ws://{addr}"))).await.unwrap();
+    let member = within(async {
+        loop {
+            if let Some(member) = weak_room.lock().unwrap().first().cloned() {
+                return member;
+            }
+            sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        member.upgrade().is_some(),
+        "the handler still holds the connection"
+    );
+    let report = broadcast([&member], "to the weak");
+    assert_eq!(report.queued, 1);
+    let received = within(client.recv()).await.unwrap().unwrap();
+    assert_eq!(received.as_text(), Some("to the weak"));
+
+    client.send("bye").await.unwrap();
+    assert!(within(client.recv()).await.unwrap().is_none());
+    assert_eq!(
+        within(member.closed()).await.code(),
+        CloseCode::NORMAL_CLOSURE
+    );
+    assert!(member.is_closed());
+    assert!(member.upgrade().is_none(), "no handle left to upgrade to");
+    assert_eq!(broadcast([&member], "too late").not_open, 1);
+}

@@ -40,6 +40,11 @@ impl Default for RedisOptions {
 impl RedisOptions {
     /// How long the members of a server that died stay in the other servers' lists, at
     /// most (plus two reconciliations).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let _ = sockjet_demo::chat::RedisOptions::default().ttl(Duration::from_secs(10));
+    /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
@@ -47,6 +52,11 @@ impl RedisOptions {
 
     /// How often each server compares its member lists with presence, for the rooms
     /// that have members on it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let _ = sockjet_demo::chat::RedisOptions::default().reconcile_every(Duration::from_secs(1));
+    /// ```
     pub fn reconcile_every(mut self, every: Duration) -> Self {
         self.reconcile_every = every.max(Duration::from_millis(10));
         self

@@ -9,6 +9,13 @@
 //! Rooms go through a [`Hub`]: in one process by default, or shared by several server
 //! processes through Redis ([`Chat::with_redis`]), where each process also records the
 //! other processes' messages in its history and their members in its member lists.
+//! There, who is in a room comes from presence records in Redis
+//! ([`sockjet_hub::RedisPresence`]): a newcomer's `welcome` lists the members of every
+//! server, and each server reconciles its lists periodically, announcing as `left` the
+//! members of a server that died.
+
+mod cluster;
+mod roster;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -18,9 +25,14 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use sockjet::{Connection, Message, Sender};
-use sockjet_hub::{Hub, RedisBackend};
+use sockjet_hub::{Hub, RedisBackend, RedisPresence};
 
+pub use self::cluster::RedisOptions;
+use self::{cluster::remote_nicks, roster::Roster};
 use crate::json_error;
+
+/// The Redis namespace of the chat's channels and presence keys.
+const REDIS_NAMESPACE: &str = "sockjet:demo:";
 
 /// Messages kept per room for newcomers.
 pub const HISTORY: usize = 50;
@@ -85,16 +97,17 @@ pub fn parse(text: &str) -> Result<ClientMessage, String> {
 #[derive(Debug, Default)]
 struct Room {
     members: Vec<(Sender, String)>,
-    remote_members: Vec<String>,
+    remote: Roster,
     history: VecDeque<ChatLine>,
 }
 
 impl Room {
     fn nicks(&self) -> Vec<&str> {
-        let local = self.members.iter().map(|(_, nick)| nick.as_str());
-        local
-            .chain(self.remote_members.iter().map(String::as_str))
-            .collect()
+        self.local_nicks().chain(self.remote.iter()).collect()
+    }
+
+    fn local_nicks(&self) -> impl Iterator<Item = &str> {
+        self.members.iter().map(|(_, nick)| nick.as_str())
     }
 
     fn remember(&mut self, line: ChatLine) {
@@ -105,13 +118,26 @@ impl Room {
     }
 }
 
-type Rooms = Arc<Mutex<HashMap<String, Room>>>;
+type RoomsInner = Mutex<HashMap<String, Room>>;
+type Rooms = Arc<RoomsInner>;
+
+/// The hub topic of `room`.
+fn topic_of(room: &str) -> String {
+    format!("chat/{room}")
+}
+
+/// A `joined` or `left` event, with the room's members.
+fn members_event(kind: &str, nick: &str, members: &[&str]) -> String {
+    serde_json::json!({ "type": kind, "nick": nick, "members": members }).to_string()
+}
 
 /// Every room of this server.
 #[derive(Clone, Debug)]
 pub struct Chat {
     rooms: Rooms,
     hub: Hub,
+    /// Who is in each room on every server, when rooms are shared through Redis.
+    presence: Option<RedisPresence>,
 }
 
 impl Default for Chat {
@@ -125,7 +151,11 @@ impl Chat {
     pub fn new() -> Self {
         let rooms = Rooms::default();
         let hub = Hub::builder().on_remote_message(observer(&rooms)).build();
-        Self { rooms, hub }
+        Self {
+            rooms,
+            hub,
+            presence: None,
+        }
     }
 
     /// Rooms shared with every server connected to the same Redis (`redis://host:port`).
@@ -135,18 +165,38 @@ impl Chat {
     ///
     /// The URL is not a Redis URL.
     pub fn with_redis(url: &str) -> Result<Self, String> {
+        Self::with_redis_options(url, RedisOptions::default())
+    }
+
+    /// As [`with_redis`](Self::with_redis), with the presence TTL and reconciliation
+    /// interval of `options`.
+    ///
+    /// # Errors
+    ///
+    /// The URL is not a Redis URL.
+    pub fn with_redis_options(url: &str, options: RedisOptions) -> Result<Self, String> {
         let backend = RedisBackend::new(url).map_err(|error| error.to_string())?;
+        let presence = RedisPresence::builder(url)
+            .map_err(|error| error.to_string())?
+            .namespace(REDIS_NAMESPACE)
+            .ttl(options.ttl)
+            .build();
         let rooms = Rooms::default();
         let hub = Hub::builder()
-            .backend(backend.namespace("sockjet:demo:"))
+            .backend(backend.namespace(REDIS_NAMESPACE))
             .on_remote_message(observer(&rooms))
             .build();
-        Ok(Self { rooms, hub })
+        cluster::spawn_reconciler(&rooms, presence.clone(), options.reconcile_every);
+        Ok(Self {
+            rooms,
+            hub,
+            presence: Some(presence),
+        })
     }
 
     /// Runs one connection in `room`.
     pub async fn chat(&self, room: &str, mut ws: Connection) {
-        let topic = format!("chat/{room}");
+        let topic = topic_of(room);
         if sockjet_hub::validate_topic(&topic).is_err() {
             let _ = ws
                 .send(json_error("a room name has at most 250 bytes"))
@@ -171,7 +221,7 @@ impl Chat {
                     let _ = ws.send(json_error(&error)).await;
                 }
                 (Ok(ClientMessage::Join { nick: wanted }), None) => {
-                    nick = Some(self.join(room, &topic, wanted.trim(), ws.sender()));
+                    nick = Some(self.join(room, &topic, wanted.trim(), ws.sender()).await);
                 }
                 (Ok(ClientMessage::Join { .. }), Some(_)) => {
                     let _ = ws.send(json_error("already joined")).await;
@@ -191,28 +241,47 @@ impl Chat {
 
     /// Adds a member (with a unique nickname: `ada`, `ada-2`, ...), sends it the welcome
     /// and tells the room. Returns the nickname given.
-    fn join(&self, room: &str, topic: &str, wanted: &str, sender: Sender) -> String {
+    async fn join(&self, room: &str, topic: &str, wanted: &str, sender: Sender) -> String {
+        // The members on other servers, as presence has them (None: no Redis, or it is
+        // down, and the notices heard so far will do).
+        let listed = match &self.presence {
+            Some(presence) => remote_nicks(presence, topic).await.ok(),
+            None => None,
+        };
         let (nick, joined) = {
             let mut rooms = self.rooms.lock().expect("rooms lock");
             let state = rooms.entry(room.to_owned()).or_default();
+            if let Some(listed) = &listed {
+                if state.members.is_empty() {
+                    // This server heard no notices of the room while it had nobody in it.
+                    state.remote.replace(listed.clone());
+                }
+            }
+            let mut taken: Vec<&str> = state.local_nicks().collect();
+            match &listed {
+                Some(listed) => taken.extend(listed.iter().map(String::as_str)),
+                None => taken.extend(state.remote.iter()),
+            }
             let mut nick = wanted.to_owned();
             let mut suffix = 2;
-            while state.nicks().contains(&nick.as_str()) {
+            while taken.contains(&nick.as_str()) {
                 nick = format!("{wanted}-{suffix}");
                 suffix += 1;
             }
-            state.members.push((sender.clone(), nick.clone()));
+            taken.insert(state.members.len(), &nick);
             let welcome = serde_json::json!({
                 "type": "welcome", "room": room, "nick": nick,
-                "history": state.history, "members": state.nicks(),
+                "history": state.history, "members": taken,
             });
             sockjet::broadcast([&sender], welcome.to_string());
-            let joined =
-                serde_json::json!({ "type": "joined", "nick": nick, "members": state.nicks() });
-            (nick, joined)
+            state.members.push((sender.clone(), nick.clone()));
+            if let Some(presence) = &self.presence {
+                let _ = presence.join(topic, &sender.id().to_string(), &nick);
+            }
+            (nick.clone(), members_event("joined", &nick, &state.nicks()))
         };
         let _ = self.hub.join(topic, &sender);
-        let _ = self.hub.publish(topic, joined.to_string());
+        let _ = self.hub.publish(topic, joined);
         nick
     }
 
@@ -235,6 +304,9 @@ impl Chat {
     fn leave(&self, room: &str, topic: &str, sender: &Sender) {
         let id = sender.id();
         self.hub.leave(topic, id);
+        if let Some(presence) = &self.presence {
+            presence.leave(topic, &id.to_string());
+        }
         let left = {
             let mut rooms = self.rooms.lock().expect("rooms lock");
             let Some(state) = rooms.get_mut(room) else {
@@ -244,12 +316,13 @@ impl Chat {
                 return;
             };
             let (_, nick) = state.members.remove(index);
-            serde_json::json!({ "type": "left", "nick": nick, "members": state.nicks() })
+            members_event("left", &nick, &state.nicks())
         };
-        let _ = self.hub.publish(topic, left.to_string());
+        let _ = self.hub.publish(topic, left);
     }
 
-    /// Nicknames in `room`: on this server, and those other servers announced.
+    /// Nicknames in `room`: on this server, and on other servers (from their notices,
+    /// corrected by the periodic reconciliation with presence when shared through Redis).
     pub fn members(&self, room: &str) -> Vec<String> {
         let rooms = self.rooms.lock().expect("rooms lock");
         rooms.get(room).map_or_else(Vec::new, |state| {
@@ -281,12 +354,8 @@ fn observer(rooms: &Rooms) -> impl Fn(&str, &Message) + Send + Sync + 'static {
                 text: event["text"].as_str().unwrap_or_default().to_owned(),
                 at: event["at"].as_u64().unwrap_or_default(),
             }),
-            Some("joined") => state.remote_members.push(nick),
-            Some("left") => {
-                if let Some(index) = state.remote_members.iter().position(|n| *n == nick) {
-                    state.remote_members.swap_remove(index);
-                }
-            }
+            Some("joined") => state.remote.add(nick),
+            Some("left") => state.remote.remove(&nick),
             _ => {}
         }
     }

@@ -80,8 +80,29 @@ impl Demo {
     /// # Ok(()) }
     /// ```
     pub fn start_with_redis(url: &str) -> Result<Self, String> {
+        Self::start_with_redis_options(url, chat::RedisOptions::default())
+    }
+
+    /// As [`start_with_redis`](Self::start_with_redis), with the chat's presence TTL and
+    /// reconciliation interval of `options`.
+    ///
+    /// # Errors
+    ///
+    /// The URL is not a Redis URL.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use std::time::Duration;
+    /// let options = sockjet_demo::chat::RedisOptions::default().ttl(Duration::from_secs(10));
+    /// let demo = sockjet_demo::Demo::start_with_redis_options("redis://127.0.0.1:6379", options)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn start_with_redis_options(
+        url: &str,
+        options: chat::RedisOptions,
+    ) -> Result<Self, String> {
         Ok(Self {
-            chat: Chat::with_redis(url)?,
+            chat: Chat::with_redis_options(url, options)?,
             live: Live::start(),
             game: Game::start(),
         })

@@ -45,6 +45,9 @@
 //! }
 //! ```
 //!
+//! Who is in a topic, across processes: [`Presence`] ([`RedisPresence`] keeps each
+//! process's records in Redis with a TTL, [`InProcessPresence`] in this process only).
+//!
 //! The crate also has a binary, `sockjet-hub-relay`, that serves exactly this (see its
 //! `--help`).
 
@@ -52,6 +55,7 @@ mod backend;
 mod envelope;
 mod hub;
 mod members;
+mod presence;
 mod redis_backend;
 mod registry;
 mod topic;
@@ -60,5 +64,8 @@ pub use backend::{
     Backend, BackendStats, HubId, InProcess, RemoteDelivery, RemoteFailure, RemoteInbox,
 };
 pub use hub::{Hub, HubBuilder, HubStats, PublishReport};
+pub use presence::{
+    InProcessPresence, Presence, PresenceError, RedisPresence, RedisPresenceBuilder,
+};
 pub use redis_backend::{InvalidRedisUrl, RedisBackend};
 pub use topic::{MAX_TOPIC_LEN, TopicError, validate_topic};

@@ -132,7 +132,7 @@ struct Outgoing {
 /// assert!(sockjet_hub::RedisBackend::new("http://example.org").is_err());
 /// ```
 #[derive(Debug)]
-pub struct InvalidRedisUrl(String);
+pub struct InvalidRedisUrl(pub(crate) String);
 
 impl fmt::Display for InvalidRedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

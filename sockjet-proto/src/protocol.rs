@@ -370,7 +370,20 @@ impl Protocol {
     pub fn receive_data(&mut self, data: &[u8]) {
         debug_assert!(!self.eof_received, "receive_data after receive_eof");
         if !self.discarding {
+            self.rewind_empty_input();
             self.input.extend_from_slice(data);
+        }
+    }
+
+    /// Moves an empty input buffer's start back to the beginning of its memory, if no
+    /// message still shares that memory. Each message is split off the front of the
+    /// buffer, so without this every read lands further on, and a connection's reads
+    /// sweep through its whole allocation instead of reusing the same, cache-warm bytes.
+    fn rewind_empty_input(&mut self) {
+        if self.input.is_empty() {
+            // Asking for more than the free capacity makes `try_reclaim` take back the
+            // space before the start (it never allocates): it succeeds only by rewinding.
+            let _ = self.input.try_reclaim(self.input.capacity() + 1);
         }
     }
 
@@ -397,6 +410,7 @@ impl Protocol {
         // Grow with the data that actually arrives: a header may claim any length when the
         // size limits are off, and reserving it up front would let 14 bytes abort us.
         let wanted = missing.clamp(READ_CHUNK, MAX_RESERVE_AHEAD);
+        self.rewind_empty_input();
         if self.input.capacity() - self.input.len() < wanted {
             self.input.reserve(wanted);
         }

@@ -84,3 +84,40 @@ fn server_echo_of_small_messages_allocates_nothing_once_warm() {
     let per_message = (allocations() - before) as f64 / 20_000.0;
     assert!(per_message < 0.01, "{per_message} allocations per message");
 }
+
+/// Once the messages read from it are gone, the receive buffer is reused from its start:
+/// reads keep landing in the same (cache-warm) bytes instead of sweeping through the
+/// allocation, whether the driver copies into it or reads straight into it.
+#[test]
+fn reads_reuse_the_start_of_the_receive_buffer() {
+    const KEY: [u8; 4] = [1, 2, 3, 4];
+    let frame = |payload: &[u8]| {
+        let len = u16::try_from(payload.len()).unwrap().to_be_bytes();
+        let mut wire = vec![0x82, 0x80 | 126, len[0], len[1]];
+        wire.extend(KEY);
+        wire.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i & 3]));
+        wire
+    };
+    let mut server = Protocol::new(Side::Server, Config::default());
+    // A buffer much larger than a message, as a connection has after a large one.
+    assert!(
+        server
+            .provide_receive_buffer(bytes::BytesMut::with_capacity(64 * 1024))
+            .is_none()
+    );
+    let start = server.receive_buffer().as_ptr();
+    for round in 0..100u8 {
+        let payload = [round; 1000];
+        if round % 2 == 0 {
+            server.receive_data(&frame(&payload));
+        } else {
+            server.receive_buffer().extend_from_slice(&frame(&payload));
+        }
+        match server.next_event() {
+            Some(Event::Message(message)) => assert_eq!(message.as_bytes(), &payload[..]),
+            other => panic!("expected a message, got {other:?}"),
+        }
+        // The message is dropped here: nothing shares the buffer any more.
+        assert_eq!(server.receive_buffer().as_ptr(), start, "round {round}");
+    }
+}

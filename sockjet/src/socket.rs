@@ -34,6 +34,9 @@ const SCRATCH_SIZE: usize = 64 * 1024;
 /// the copy out of the scratch buffer would cost as much as the unmasking.
 const DIRECT_READ_MIN: usize = 8 * 1024;
 
+/// Extra room offered to such a read beyond the size of the last one.
+const DIRECT_READ_SLACK: usize = 1024;
+
 thread_local! {
     static SPARE_BUFFERS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
@@ -98,7 +101,14 @@ impl Socket {
                     // the space reserved for it; or, with nothing buffered on a connection
                     // whose messages came in large reads, as much as last time.
                     let buffer = proto.receive_buffer();
-                    let expected = if fresh { *last_read as usize } else { 0 };
+                    // Room for a little more than last time: a read that fills exactly
+                    // what was offered cannot tell a drained socket from a full one, and
+                    // would cost a second read that fails with EAGAIN.
+                    let expected = if fresh {
+                        *last_read as usize + DIRECT_READ_SLACK
+                    } else {
+                        0
+                    };
                     if buffer.capacity() - buffer.len() < expected {
                         buffer.reserve(expected);
                     }

@@ -146,16 +146,22 @@ fn main() -> ExitCode {
         Command::Connect(_) | Command::Bench(_) => LevelFilter::WARN,
     };
     init_logging(base, cli.verbose, cli.quiet);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
     // Tokio's default is one worker per available core, which is what bench wants too
     // unless told otherwise.
-    let bench_threads = match &cli.command {
+    let threads = match &cli.command {
         Command::Bench(args) => args.threads(),
         Command::Serve(_) | Command::Connect(_) => None,
-    };
-    if let Some(threads) = bench_threads {
-        builder.worker_threads(threads);
     }
+    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    // One thread: the multi-threaded scheduler would only add its cost (atomic queues,
+    // a worker thread beside this one), so run everything on this thread.
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&Failure::new(format!("cannot start: {error}"))),

@@ -6,10 +6,12 @@
 //! the close timeout. On the hot path it is not involved at all.
 
 use std::{
-    future::poll_fn,
     pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, Wake, Waker},
     time::Duration,
 };
 
@@ -26,9 +28,153 @@ const WATCHDOG: Duration = Duration::from_millis(500);
 /// Reads per wakeup before the driver yields to other tasks.
 const READ_BUDGET: usize = 16;
 
-pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut timers = Timers::new(&shared);
-    poll_fn(|cx| poll_driver(&shared, &mut timers, cx)).await;
+/// A connection's driver, as a future: spawned as a task of its own, or run in the
+/// server's connection task beside the handler ([`RunBeside`]). It completes when the
+/// connection is over.
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    timers: Timers,
+}
+
+impl Driver {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let timers = Timers::new(&shared);
+        Self { shared, timers }
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        poll_driver(&this.shared, &mut this.timers, cx)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Runs a handler (if any) and a connection's driver in the calling task until both
+    /// are done, polling the driver only when it was woken: a task less per connection
+    /// (its allocation, its scheduling, a wakeup at the end), and the handler's own
+    /// wakeups cost nothing more. A struct rather than an `async fn`, whose arguments and
+    /// locals would each take room in the future for the same handler.
+    pub(crate) struct RunBeside<F> {
+        #[pin]
+        handler: Option<F>,
+        driver: Driver,
+        driver_done: bool,
+        wake: Arc<DriverWake>,
+        driver_waker: Waker,
+        // The task's waker as last given to `wake`: it rarely changes, so the lock that
+        // gives it is taken only when it does.
+        task_waker: Option<Waker>,
+    }
+}
+
+impl<F: Future<Output = ()>> RunBeside<F> {
+    pub(crate) fn new(handler: Option<F>, driver: Driver) -> Self {
+        let wake = Arc::new(DriverWake::default());
+        Self {
+            handler,
+            driver,
+            driver_done: false,
+            driver_waker: Waker::from(wake.clone()),
+            wake,
+            task_waker: None,
+        }
+    }
+}
+
+impl<F: Future<Output = ()>> Future for RunBeside<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        if !this
+            .task_waker
+            .as_ref()
+            .is_some_and(|known| known.will_wake(cx.waker()))
+        {
+            *this.task_waker = Some(cx.waker().clone());
+            this.wake.set_task(cx.waker());
+        }
+        this.wake.polling.store(true, Ordering::Release);
+        if let Some(running) = this.handler.as_mut().as_pin_mut()
+            && running.poll(cx).is_ready()
+        {
+            // Dropping the handler may drop the last handle: let the driver close.
+            this.handler.set(None);
+            this.wake.woken.store(true, Ordering::Release);
+        }
+        if !*this.driver_done && this.wake.woken.swap(false, Ordering::AcqRel) {
+            let mut driver_cx = Context::from_waker(this.driver_waker);
+            *this.driver_done = Pin::new(&mut *this.driver).poll(&mut driver_cx).is_ready();
+        }
+        this.wake.leave();
+        match this.handler.is_none() && *this.driver_done {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
+        }
+    }
+}
+
+/// The driver's waker in [`RunBeside`]: marks the driver to be polled and wakes the
+/// task, unless the task is being polled right now (it looks at the mark before it
+/// returns).
+struct DriverWake {
+    woken: AtomicBool,
+    polling: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl Default for DriverWake {
+    fn default() -> Self {
+        Self {
+            // The first poll runs the driver, which registers its waker and timers.
+            woken: AtomicBool::new(true),
+            polling: AtomicBool::new(false),
+            task: Mutex::new(None),
+        }
+    }
+}
+
+impl DriverWake {
+    fn set_task(&self, task: &Waker) {
+        *self.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task.clone());
+    }
+
+    fn leave(&self) {
+        self.polling.store(false, Ordering::Release);
+        // A wake that came between the driver's poll and now found `polling` set and
+        // did not wake the task: do it for it.
+        if self.woken.load(Ordering::Acquire) {
+            self.wake_task();
+        }
+    }
+
+    fn wake_task(&self) {
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(task) = task {
+            task.wake();
+        }
+    }
+}
+
+impl Wake for DriverWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        if !self.polling.load(Ordering::Acquire) {
+            self.wake_task();
+        }
+    }
 }
 
 struct Timers {

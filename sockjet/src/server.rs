@@ -13,7 +13,7 @@ use tracing::Instrument;
 use crate::{
     config::ConnectionConfig,
     connection::{Connection, Handshake, HandshakeResponse, Shared, Transport},
-    driver,
+    driver::Driver,
     error::{Error, ErrorKind},
     hooks::Hooks,
     http_answer::{answer_and_close, answer_request, linger_close},
@@ -120,7 +120,9 @@ impl ServerBuilder {
     /// # Ok(()) }
     /// ```
     pub async fn accept(&self, transport: impl Transport) -> Result<Connection, Error> {
-        accept_on(Socket::other(transport), None, self).await
+        accept_on(Socket::other(transport), None, self)
+            .await
+            .map(spawn_driver)
     }
 
     /// Binds the listening socket.
@@ -226,12 +228,12 @@ impl Server {
 }
 
 /// Runs the server side of the opening handshake on any transport, then starts the
-/// connection.
+/// connection; its driver is the caller's to run.
 pub(crate) async fn accept_on(
     mut stream: Socket,
     peer: Option<SocketAddr>,
     settings: &ServerBuilder,
-) -> Result<Connection, Error> {
+) -> Result<(Connection, Driver), Error> {
     let mut handshake_config = settings.handshake.clone();
     handshake_config.protocol = settings.connection.protocol.clone();
     handshake_config.deliver_invalid_requests = true;
@@ -286,7 +288,7 @@ pub(crate) async fn accept_on(
         response,
         peer_addr: peer,
     };
-    Ok(start(
+    Ok(start_with_driver(
         stream,
         proto.into_protocol(),
         settings.connection.clone(),
@@ -311,7 +313,23 @@ pub(crate) fn start(
     config: Arc<ConnectionConfig>,
     handshake: Handshake,
 ) -> Connection {
+    spawn_driver(start_with_driver(stream, proto, config, handshake))
+}
+
+/// Wraps an open protocol in a connection and returns its driver, for the caller to run.
+pub(crate) fn start_with_driver(
+    stream: Socket,
+    proto: sockjet_proto::Protocol,
+    config: Arc<ConnectionConfig>,
+    handshake: Handshake,
+) -> (Connection, Driver) {
     let shared = Shared::new(stream, proto, config, handshake);
-    tokio::spawn(driver::run(shared.clone()).in_current_span());
-    Connection::new(shared)
+    let driver = Driver::new(shared.clone());
+    (Connection::new(shared), driver)
+}
+
+/// Runs `driver` as a task of its own.
+pub(crate) fn spawn_driver((connection, driver): (Connection, Driver)) -> Connection {
+    tokio::spawn(driver.in_current_span());
+    connection
 }

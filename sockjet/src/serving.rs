@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use crate::{
     connection::Connection,
+    driver::{Driver, RunBeside},
     error::Error,
     http_answer::AnsweredByHook,
     listener::{Accepted, ListenAddr, Listener, client_ip},
@@ -221,8 +222,8 @@ async fn serve_connection<H, F>(
         handshake(accepted, peer, &settings),
     ))
     .await;
-    let connection = match handshake {
-        Ok(Ok(connection)) => connection,
+    let (connection, driver) = match handshake {
+        Ok(Ok(opened)) => opened,
         Ok(Err(error)) if AnsweredByHook::is_source_of(&error) => {
             return tracing::debug!(%error, "answered over HTTP");
         }
@@ -231,17 +232,20 @@ async fn serve_connection<H, F>(
     };
     tracing::Span::current().record("path", connection.path());
     tracing::info!("connection open");
-    if slot.opened(connection.shared()) {
+    let handler = if slot.opened(connection.shared()) {
         // The server is shutting down: close at once, without calling the handler.
         let _ = connection
             .shared()
             .start_close(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
         drop(connection);
+        None
     } else {
-        handler(connection).await;
-    }
-    // The connection may outlive its handler (a `Sender` kept elsewhere, or the closing
-    // handshake): it holds its place until it is over.
+        Some(handler(connection))
+    };
+    // The driver runs in this task, beside the handler, until the connection is over:
+    // it may outlive its handler (a `Sender` kept elsewhere, or the closing handshake),
+    // and holds its place until then.
+    RunBeside::new(handler, driver).await;
     if let Some(shared) = slot.connection() {
         shared.closed().await;
     }
@@ -252,7 +256,7 @@ async fn handshake(
     accepted: Accepted,
     peer: Option<SocketAddr>,
     settings: &ServerBuilder,
-) -> Result<Connection, Error> {
+) -> Result<(Connection, Driver), Error> {
     match accepted {
         Accepted::Tcp(stream) => {
             stream.set_nodelay(true)?;

@@ -1,4 +1,6 @@
-//! The per-connection driver task: what must happen when the application is not calling.
+//! The per-connection driver: what must happen when the application is not calling. A
+//! task of its own for clients and upgraded streams; on the server, polled in the
+//! connection's task beside the handler ([`RunBeside`]).
 //!
 //! It flushes writes that were deferred or blocked, reads (answering pings and close
 //! frames) while no `recv()` is waiting, sends keepalive pings and fails the connection

@@ -170,7 +170,7 @@ async fn chat_rooms_are_shared_by_two_servers_through_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_lists_cover_both_servers_and_forget_a_dead_one() {
     let redis = redis_server::RedisServer::start();
-    let ttl = Duration::from_secs(1);
+    let ttl = Duration::from_secs(2);
     let options = RedisOptions::default()
         .ttl(ttl)
         .reconcile_every(Duration::from_millis(200));

@@ -144,7 +144,7 @@ impl HeadParser {
     /// Position of the next LF after the scanned bytes, relative to them.
     fn find_line_feed(&mut self, buffer: &[u8]) -> Option<usize> {
         let unscanned = &buffer[self.scanned..];
-        let position = unscanned.iter().position(|&byte| byte == b'\n');
+        let position = memchr::memchr(b'\n', unscanned);
         #[cfg(test)]
         {
             self.bytes_examined += position.map_or(unscanned.len(), |position| position + 1);

@@ -13,8 +13,9 @@ use crate::{
     extension::permessage_deflate::{DeflateConfig, DeflateParams, PerMessageDeflate},
     frame::mask::MaskKeys,
     handshake::{
-        self, HeadLimits, HeadParser, Request, Response, content_length, is_token, parse_response,
-        require_token, single_value, split_list, trim_ows, write_request,
+        self, CONNECTION, HeadLimits, HeadParser, Request, Response, SEC_WEBSOCKET_ACCEPT,
+        SEC_WEBSOCKET_PROTOCOL, UPGRADE, content_length, is_token, parse_response, require_token,
+        single_value, split_list, trim_ows, write_request,
     },
     outgoing::Outgoing,
     protocol::{Event, Protocol, Side, State},
@@ -733,18 +734,18 @@ fn validate_response(
     // Item 2: "If the response lacks an |Upgrade| header field or the |Upgrade| header field
     // contains a value that is not an ASCII case-insensitive match for the value
     // "websocket", the client MUST _Fail the WebSocket Connection_."
-    require_token(headers, "Upgrade", "websocket")?;
+    require_token(headers, &UPGRADE, "websocket")?;
     // Item 3: "If the response lacks a |Connection| header field or the |Connection| header
     // field doesn't contain a token that is an ASCII case-insensitive match for the value
     // "Upgrade", the client MUST _Fail the WebSocket Connection_."
-    require_token(headers, "Connection", "upgrade")?;
+    require_token(headers, &CONNECTION, "upgrade")?;
     // Item 4: "If the response lacks a |Sec-WebSocket-Accept| header field or the
     // |Sec-WebSocket-Accept| contains a value other than the base64-encoded SHA-1 of [...]
     // but ignoring any leading and trailing whitespace, the client MUST _Fail the
     // WebSocket Connection_."
-    let accept = single_value(headers, ACCEPT)
+    let accept = single_value(headers, &SEC_WEBSOCKET_ACCEPT)
         .map_err(|_| HandshakeError::InvalidAccept)?
-        .ok_or(HandshakeError::MissingHeader(ACCEPT))?;
+        .ok_or(HandshakeError::MissingHeader(SEC_WEBSOCKET_ACCEPT.display))?;
     if expected_accept.map(str::as_bytes) != Some(trim_ows(accept.as_bytes())) {
         return Err(HandshakeError::InvalidAccept);
     }
@@ -752,7 +753,7 @@ fn validate_response(
     // Item 6: "If the response includes a |Sec-WebSocket-Protocol| header field and this
     // header field indicates the use of a subprotocol that was not present in the client's
     // handshake [...], the client MUST _Fail the WebSocket Connection_."
-    let chosen = single_value(headers, PROTOCOL).map_err(|_| {
+    let chosen = single_value(headers, &SEC_WEBSOCKET_PROTOCOL).map_err(|_| {
         HandshakeError::UnexpectedNegotiation("more than one subprotocol".to_owned())
     })?;
     let Some(chosen) = chosen else {
@@ -796,9 +797,6 @@ fn accept_extensions(
         ))),
     }
 }
-
-const ACCEPT: &str = "Sec-WebSocket-Accept";
-const PROTOCOL: &str = "Sec-WebSocket-Protocol";
 
 /// Largest body of a refusal kept for the application.
 const MAX_REJECTION_BODY: usize = 64 * 1024;

@@ -13,8 +13,9 @@ use crate::{
     error::{ApiMisuse, HandshakeError},
     extension::permessage_deflate::{DeflateParams, PerMessageDeflate},
     handshake::{
-        self, HeadLimits, HeadParser, Request, Response, content_length, parse_request,
-        require_token, single_value, trim_ows, validate_key, validate_version, write_response,
+        self, CONNECTION, HOST, HeadLimits, HeadParser, Request, Response, UPGRADE, content_length,
+        parse_request, require_token, single_value, trim_ows, validate_key, validate_version,
+        write_response,
     },
     outgoing::Outgoing,
     protocol::{Event, Protocol, Side, State},
@@ -751,13 +752,13 @@ fn validate_request(request: &Request) -> Result<(), HandshakeError> {
     // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
     // HTTP/1.1 request message that lacks a Host header field and to any request message
     // that contains more than one Host header field".
-    single_value(headers, "Host")?.ok_or(HandshakeError::MissingHeader("Host"))?;
+    single_value(headers, &HOST)?.ok_or(HandshakeError::MissingHeader(HOST.display))?;
     // §4.2.1 item 3: "An |Upgrade| header field containing the value "websocket", treated
     // as an ASCII case-insensitive value."
-    require_token(headers, "Upgrade", "websocket")?;
+    require_token(headers, &UPGRADE, "websocket")?;
     // §4.2.1 item 4: "A |Connection| header field that includes the token "Upgrade",
     // treated as an ASCII case-insensitive value."
-    require_token(headers, "Connection", "upgrade")?;
+    require_token(headers, &CONNECTION, "upgrade")?;
     // §4.2.1 items 5 and 6.
     validate_key(headers)?;
     validate_version(headers)?;

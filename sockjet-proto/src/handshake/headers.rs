@@ -2,7 +2,7 @@
 //! and the checks of the WebSocket-specific headers (RFC 6455 §4.1, §4.2.1).
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::error::HandshakeError;
 
@@ -18,12 +18,52 @@ pub(crate) fn split_list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|element| !element.is_empty())
 }
 
+/// A header the handshake looks up: its name parsed once (a lookup by `&str` parses and
+/// hashes the string every time) and its usual spelling, for error messages.
+pub(crate) struct Header {
+    pub(crate) name: HeaderName,
+    pub(crate) display: &'static str,
+}
+
+pub(crate) static HOST: Header = Header {
+    name: header::HOST,
+    display: "Host",
+};
+pub(crate) static UPGRADE: Header = Header {
+    name: header::UPGRADE,
+    display: "Upgrade",
+};
+pub(crate) static CONNECTION: Header = Header {
+    name: header::CONNECTION,
+    display: "Connection",
+};
+pub(crate) static CONTENT_LENGTH: Header = Header {
+    name: header::CONTENT_LENGTH,
+    display: "Content-Length",
+};
+pub(crate) static SEC_WEBSOCKET_ACCEPT: Header = Header {
+    name: header::SEC_WEBSOCKET_ACCEPT,
+    display: "Sec-WebSocket-Accept",
+};
+pub(crate) static SEC_WEBSOCKET_PROTOCOL: Header = Header {
+    name: header::SEC_WEBSOCKET_PROTOCOL,
+    display: "Sec-WebSocket-Protocol",
+};
+static KEY: Header = Header {
+    name: header::SEC_WEBSOCKET_KEY,
+    display: "Sec-WebSocket-Key",
+};
+static VERSION: Header = Header {
+    name: header::SEC_WEBSOCKET_VERSION,
+    display: "Sec-WebSocket-Version",
+};
+
 /// Whether any `name` header lists `token`, compared ASCII case-insensitively.
 ///
 /// Several header lines with the same name are one list (RFC 9110 §5.3), so
 /// `Connection: keep-alive` followed by `Connection: Upgrade` lists `upgrade`.
-pub(crate) fn has_token(headers: &HeaderMap, name: &'static str, token: &str) -> bool {
-    headers.get_all(name).iter().any(|value| {
+pub(crate) fn has_token(headers: &HeaderMap, name: &Header, token: &str) -> bool {
+    headers.get_all(&name.name).iter().any(|value| {
         split_list(value.as_bytes()).any(|element| element.eq_ignore_ascii_case(token.as_bytes()))
     })
 }
@@ -32,15 +72,15 @@ pub(crate) fn has_token(headers: &HeaderMap, name: &'static str, token: &str) ->
 /// [`HandshakeError::InvalidHeader`] if it does not list it.
 pub(crate) fn require_token(
     headers: &HeaderMap,
-    name: &'static str,
+    name: &Header,
     token: &str,
 ) -> Result<(), HandshakeError> {
-    if !headers.contains_key(name) {
-        return Err(HandshakeError::MissingHeader(name));
+    if !headers.contains_key(&name.name) {
+        return Err(HandshakeError::MissingHeader(name.display));
     }
     if !has_token(headers, name, token) {
         return Err(HandshakeError::InvalidHeader {
-            name,
+            name: name.display,
             reason: format!("{token} not listed"),
         });
     }
@@ -51,13 +91,13 @@ pub(crate) fn require_token(
 /// [`HandshakeError::InvalidHeader`] if repeated.
 pub(crate) fn single_value<'a>(
     headers: &'a HeaderMap,
-    name: &'static str,
+    name: &Header,
 ) -> Result<Option<&'a HeaderValue>, HandshakeError> {
-    let mut values = headers.get_all(name).iter();
+    let mut values = headers.get_all(&name.name).iter();
     match (values.next(), values.next()) {
         (first, None) => Ok(first),
         (Some(_), Some(_)) => Err(HandshakeError::InvalidHeader {
-            name,
+            name: name.display,
             reason: "more than one".to_owned(),
         }),
         (None, Some(_)) => unreachable!("an iterator yielded after None"),
@@ -78,9 +118,12 @@ pub(crate) fn is_token(text: &[u8]) -> bool {
 ///
 /// Returns the key as sent, which is what `Sec-WebSocket-Accept` hashes.
 pub(crate) fn validate_key(headers: &HeaderMap) -> Result<&[u8], HandshakeError> {
-    let key = single_value(headers, KEY)?.ok_or(HandshakeError::MissingHeader(KEY))?;
+    let key = single_value(headers, &KEY)?.ok_or(HandshakeError::MissingHeader(KEY.display))?;
     let key = trim_ows(key.as_bytes());
-    let invalid = |reason: String| HandshakeError::InvalidHeader { name: KEY, reason };
+    let invalid = |reason: String| HandshakeError::InvalidHeader {
+        name: KEY.display,
+        reason,
+    };
     // Decoded on the stack: 24 base64 characters (the length of 16 bytes) decode to at
     // most 18 bytes, and anything longer is refused unread.
     let mut decoded = [0u8; 18];
@@ -110,7 +153,7 @@ pub(crate) fn validate_key(headers: &HeaderMap) -> Result<&[u8], HandshakeError>
 /// server MUST abort the WebSocket handshake [...] and instead send an appropriate HTTP
 /// error code (such as 426 Upgrade Required)". A missing header is treated the same way.
 pub(crate) fn validate_version(headers: &HeaderMap) -> Result<(), HandshakeError> {
-    let mut values = headers.get_all(VERSION).iter();
+    let mut values = headers.get_all(&VERSION.name).iter();
     match (values.next(), values.next()) {
         (Some(version), None)
             if trim_ows(version.as_bytes()) == super::WEBSOCKET_VERSION.as_bytes() =>
@@ -137,9 +180,6 @@ pub(crate) fn trim_ows(mut bytes: &[u8]) -> &[u8] {
 fn is_tchar(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
-
-const KEY: &str = "Sec-WebSocket-Key";
-const VERSION: &str = "Sec-WebSocket-Version";
 
 #[cfg(test)]
 mod tests {
@@ -169,10 +209,10 @@ mod tests {
     #[test]
     fn has_token_combines_header_lines_and_ignores_case() {
         let map = headers(&[("connection", "keep-alive"), ("connection", "UpGrade")]);
-        assert!(has_token(&map, "Connection", "upgrade"));
-        assert!(has_token(&map, "Connection", "Keep-Alive"));
-        assert!(!has_token(&map, "Connection", "close"));
-        assert!(!has_token(&map, "Upgrade", "websocket"));
+        assert!(has_token(&map, &CONNECTION, "upgrade"));
+        assert!(has_token(&map, &CONNECTION, "Keep-Alive"));
+        assert!(!has_token(&map, &CONNECTION, "close"));
+        assert!(!has_token(&map, &UPGRADE, "websocket"));
     }
 
     #[test]
@@ -181,19 +221,24 @@ mod tests {
             ("upgrade", "websockets, h2c"),
             ("connection", "upgrade-ish"),
         ]);
-        assert!(!has_token(&map, "Upgrade", "websocket"));
-        assert!(!has_token(&map, "Connection", "upgrade"));
+        assert!(!has_token(&map, &UPGRADE, "websocket"));
+        assert!(!has_token(&map, &CONNECTION, "upgrade"));
     }
+
+    static ORIGIN: Header = Header {
+        name: header::ORIGIN,
+        display: "Origin",
+    };
 
     #[test]
     fn single_value_rejects_repeated_header() {
         let map = headers(&[("host", "a"), ("host", "b"), ("origin", "o")]);
         assert!(matches!(
-            single_value(&map, "Host"),
+            single_value(&map, &HOST),
             Err(HandshakeError::InvalidHeader { name: "Host", .. })
         ));
-        assert_eq!(single_value(&map, "Origin").unwrap().unwrap(), "o");
-        assert_eq!(single_value(&map, "Upgrade").unwrap(), None);
+        assert_eq!(single_value(&map, &ORIGIN).unwrap().unwrap(), "o");
+        assert_eq!(single_value(&map, &UPGRADE).unwrap(), None);
     }
 
     #[test]

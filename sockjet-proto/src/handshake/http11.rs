@@ -6,7 +6,10 @@ use std::mem::MaybeUninit;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
-use super::{Request, Response, headers::single_value};
+use super::{
+    Request, Response,
+    headers::{CONTENT_LENGTH, single_value},
+};
 use crate::error::HandshakeError;
 
 /// Limits on the size of an HTTP head.
@@ -251,15 +254,14 @@ fn header_slots<'a, 'b>(
 /// [`HandshakeError::InvalidHeader`] if it is repeated or not a decimal number (RFC 9112
 /// §6.3: such a message "is unrecoverable").
 pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HandshakeError> {
-    const NAME: &str = "Content-Length";
-    let Some(value) = single_value(headers, NAME)? else {
+    let Some(value) = single_value(headers, &CONTENT_LENGTH)? else {
         return Ok(None);
     };
     let digits = value.as_bytes();
     // `u64::from_str` alone would also accept a leading '+'.
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Err(HandshakeError::InvalidHeader {
-            name: NAME,
+            name: CONTENT_LENGTH.display,
             reason: "not a number".to_owned(),
         });
     }
@@ -268,7 +270,7 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Handsha
         .and_then(|digits| digits.parse().ok())
         .map(Some)
         .ok_or(HandshakeError::InvalidHeader {
-            name: NAME,
+            name: CONTENT_LENGTH.display,
             reason: "too large".to_owned(),
         })
 }

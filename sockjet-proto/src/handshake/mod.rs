@@ -19,7 +19,8 @@ use sha1::{Digest, Sha1};
 pub use crate::error::HandshakeError;
 
 pub(crate) use headers::{
-    is_token, require_token, single_value, split_list, trim_ows, validate_key, validate_version,
+    CONNECTION, HOST, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE, is_token,
+    require_token, single_value, split_list, trim_ows, validate_key, validate_version,
 };
 pub(crate) use http11::{
     HeadLimits, HeadParser, content_length, parse_request, parse_response, write_request,

@@ -25,38 +25,22 @@ pub(crate) struct Header {
     pub(crate) display: &'static str,
 }
 
-pub(crate) static HOST: Header = Header {
-    name: header::HOST,
-    display: "Host",
-};
-pub(crate) static UPGRADE: Header = Header {
-    name: header::UPGRADE,
-    display: "Upgrade",
-};
-pub(crate) static CONNECTION: Header = Header {
-    name: header::CONNECTION,
-    display: "Connection",
-};
-pub(crate) static CONTENT_LENGTH: Header = Header {
-    name: header::CONTENT_LENGTH,
-    display: "Content-Length",
-};
-pub(crate) static SEC_WEBSOCKET_ACCEPT: Header = Header {
-    name: header::SEC_WEBSOCKET_ACCEPT,
-    display: "Sec-WebSocket-Accept",
-};
-pub(crate) static SEC_WEBSOCKET_PROTOCOL: Header = Header {
-    name: header::SEC_WEBSOCKET_PROTOCOL,
-    display: "Sec-WebSocket-Protocol",
-};
-static KEY: Header = Header {
-    name: header::SEC_WEBSOCKET_KEY,
-    display: "Sec-WebSocket-Key",
-};
-static VERSION: Header = Header {
-    name: header::SEC_WEBSOCKET_VERSION,
-    display: "Sec-WebSocket-Version",
-};
+impl Header {
+    const fn new(name: HeaderName, display: &'static str) -> Self {
+        Self { name, display }
+    }
+}
+
+pub(crate) static HOST: Header = Header::new(header::HOST, "Host");
+pub(crate) static UPGRADE: Header = Header::new(header::UPGRADE, "Upgrade");
+pub(crate) static CONNECTION: Header = Header::new(header::CONNECTION, "Connection");
+pub(crate) static CONTENT_LENGTH: Header = Header::new(header::CONTENT_LENGTH, "Content-Length");
+pub(crate) static SEC_WEBSOCKET_ACCEPT: Header =
+    Header::new(header::SEC_WEBSOCKET_ACCEPT, "Sec-WebSocket-Accept");
+pub(crate) static SEC_WEBSOCKET_PROTOCOL: Header =
+    Header::new(header::SEC_WEBSOCKET_PROTOCOL, "Sec-WebSocket-Protocol");
+static KEY: Header = Header::new(header::SEC_WEBSOCKET_KEY, "Sec-WebSocket-Key");
+static VERSION: Header = Header::new(header::SEC_WEBSOCKET_VERSION, "Sec-WebSocket-Version");
 
 /// Whether any `name` header lists `token`, compared ASCII case-insensitively.
 ///
@@ -225,10 +209,7 @@ mod tests {
         assert!(!has_token(&map, &CONNECTION, "upgrade"));
     }
 
-    static ORIGIN: Header = Header {
-        name: header::ORIGIN,
-        display: "Origin",
-    };
+    static ORIGIN: Header = Header::new(header::ORIGIN, "Origin");
 
     #[test]
     fn single_value_rejects_repeated_header() {

@@ -77,7 +77,8 @@ pub(crate) struct Handshake {
 /// The handshake response as a client received it, or as a server sent it.
 #[derive(Debug)]
 pub(crate) enum HandshakeResponse {
-    Received(Response),
+    /// Boxed: a server's connections all hold the `Sent` form, which is much smaller.
+    Received(Box<Response>),
     /// The bytes of the response head, parsed on first use: a server keeps one per
     /// connection, and parsed headers take several times their size.
     Sent {
@@ -155,8 +156,9 @@ pub(crate) struct Inner {
     pub(crate) dropped_messages: u64,
     /// Broadcast output waits for the current burst's writer (see `broadcast.rs`).
     pub(crate) in_burst: bool,
-    /// The token buckets of `ConnectionConfig::rate_limit`, if any.
-    rate_limiter: Option<RateLimiter>,
+    /// The token buckets of `ConnectionConfig::rate_limit`, if any. Boxed: most
+    /// connections have none, and each would otherwise carry its room.
+    rate_limiter: Option<Box<RateLimiter>>,
 }
 
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -208,7 +210,9 @@ impl Shared {
                 timed_out: None,
                 dropped_messages: 0,
                 in_burst: false,
-                rate_limiter: config.rate_limit.as_ref().and_then(RateLimiter::new),
+                rate_limiter: (config.rate_limit.as_ref())
+                    .and_then(RateLimiter::new)
+                    .map(Box::new),
             }),
             config,
             id,

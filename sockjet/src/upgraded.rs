@@ -226,7 +226,7 @@ impl Upgrade {
             handshake: Handshake {
                 request: self.request,
                 // Kept parsed: the HTTP server writes it, sockjet never has its bytes.
-                response: HandshakeResponse::Received(self.response.clone()),
+                response: HandshakeResponse::Received(Box::new(self.response.clone())),
                 peer_addr: self.peer_addr,
             },
         };
@@ -383,7 +383,7 @@ impl Connection {
         *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
         let handshake = Handshake {
             request: Request::default(),
-            response: HandshakeResponse::Received(response),
+            response: HandshakeResponse::Received(Box::new(response)),
             peer_addr: None,
         };
         start(

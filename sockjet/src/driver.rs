@@ -100,15 +100,15 @@ impl<F: Future<Output = ()>> Future for RunBeside<F> {
             *this.task_waker = Some(cx.waker().clone());
             this.wake.set_task(cx.waker());
         }
-        this.wake.polling.store(true, Ordering::Release);
+        this.wake.polling.store(true, Ordering::SeqCst);
         if let Some(running) = this.handler.as_mut().as_pin_mut()
             && running.poll(cx).is_ready()
         {
             // Dropping the handler may drop the last handle: let the driver close.
             this.handler.set(None);
-            this.wake.woken.store(true, Ordering::Release);
+            this.wake.woken.store(true, Ordering::SeqCst);
         }
-        if !*this.driver_done && this.wake.woken.swap(false, Ordering::AcqRel) {
+        if !*this.driver_done && this.wake.woken.swap(false, Ordering::SeqCst) {
             let mut driver_cx = Context::from_waker(this.driver_waker);
             *this.driver_done = Pin::new(&mut *this.driver).poll(&mut driver_cx).is_ready();
         }
@@ -122,7 +122,9 @@ impl<F: Future<Output = ()>> Future for RunBeside<F> {
 
 /// The driver's waker in [`RunBeside`]: marks the driver to be polled and wakes the
 /// task, unless the task is being polled right now (it looks at the mark before it
-/// returns).
+/// returns). `woken` and `polling` are each stored by one side and loaded by the other
+/// (a waker on another thread, the polling task): sequentially consistent, so that at
+/// least one of the two sees the other's store and the wakeup is never lost.
 struct DriverWake {
     woken: AtomicBool,
     polling: AtomicBool,
@@ -146,10 +148,10 @@ impl DriverWake {
     }
 
     fn leave(&self) {
-        self.polling.store(false, Ordering::Release);
+        self.polling.store(false, Ordering::SeqCst);
         // A wake that came between the driver's poll and now found `polling` set and
         // did not wake the task: do it for it.
-        if self.woken.load(Ordering::Acquire) {
+        if self.woken.load(Ordering::SeqCst) {
             self.wake_task();
         }
     }
@@ -172,8 +174,8 @@ impl Wake for DriverWake {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        if !self.polling.load(Ordering::Acquire) {
+        self.woken.store(true, Ordering::SeqCst);
+        if !self.polling.load(Ordering::SeqCst) {
             self.wake_task();
         }
     }

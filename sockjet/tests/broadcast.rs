@@ -278,3 +278,52 @@ async fn weak_senders_receive_broadcasts_but_do_not_keep_connections_open() {
     assert!(member.upgrade().is_none(), "no handle left to upgrade to");
     assert_eq!(broadcast([&member], "too late").not_open, 1);
 }
+
+/// Broadcast output is written by each connection's driver when the socket cannot take
+/// it at once; on a multi-threaded runtime the driver is woken from other threads (the
+/// socket's readiness, the broadcasting task). 16 MiB broadcast in one go to each of 4
+/// receivers that read as fast as they can must all arrive: a lost wakeup would stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broadcast_output_beyond_the_socket_buffers_is_flushed_from_other_threads() {
+    const MESSAGES: usize = 1024;
+    const SIZE: usize = 16 * 1024;
+    const RECEIVERS: usize = 4;
+    let config = ConnectionConfig::default().write_limit(64 << 20);
+    let (addr, room) = room_server(config).await;
+    let mut clients = Vec::new();
+    for _ in 0..RECEIVERS {
+        clients.push(within(connect(&format!("ws://{addr}"))).await.unwrap());
+    }
+    let members = wait_for_members(&room, RECEIVERS).await;
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                let mut received = 0;
+                while received < MESSAGES {
+                    match within(client.recv()).await {
+                        Ok(Some(message)) => {
+                            assert_eq!(message.as_bytes().len(), SIZE);
+                            received += 1;
+                        }
+                        other => panic!("after {received} messages: {other:?}"),
+                    }
+                }
+                received
+            })
+        })
+        .collect();
+    // From another task, so that the flushes are the drivers' to finish.
+    tokio::spawn(async move {
+        let payload = bytes::Bytes::from(vec![7u8; SIZE]);
+        for _ in 0..MESSAGES {
+            let report = broadcast(&members, Message::Binary(payload.clone()));
+            assert_eq!(report.queued, RECEIVERS, "{report:?}");
+        }
+    })
+    .await
+    .unwrap();
+    for reader in readers {
+        assert_eq!(within(reader).await.unwrap(), MESSAGES);
+    }
+}

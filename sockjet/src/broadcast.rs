@@ -28,8 +28,8 @@ use crate::{
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub enum SlowReceiver {
     /// Skip the message for this receiver and count it
-    /// ([`Sender::dropped_messages`](crate::Sender::dropped_messages)). The default, as Python `websockets.broadcast` skips
-    /// connections that are not ready to write.
+    /// ([`Sender::dropped_messages`](crate::Sender::dropped_messages)). The default, as
+    /// Python `websockets.broadcast` skips connections that are not ready to write.
     #[default]
     Drop,
     /// Close the receiver's connection with this code (1008 Policy Violation or 1013 Try

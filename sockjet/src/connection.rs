@@ -1239,7 +1239,7 @@ impl Sender {
     /// # fn f(s: &sockjet::Sender) { if s.is_closed() { println!("gone"); } }
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.weak.shared.lock().is_terminated()
+        self.weak.is_closed()
     }
 
     /// The connection's id.
@@ -1248,7 +1248,7 @@ impl Sender {
     /// # fn f(s: &sockjet::Sender) { println!("{}", s.id()); }
     /// ```
     pub fn id(&self) -> ConnectionId {
-        self.weak.shared.id
+        self.weak.id()
     }
 
     /// Sends a payload already shared as [`Bytes`] as a binary message, without copying
@@ -1274,7 +1274,7 @@ impl Sender {
     /// # fn f(s: &sockjet::Sender) { println!("{} dropped", s.dropped_messages()); }
     /// ```
     pub fn dropped_messages(&self) -> u64 {
-        self.weak.shared.lock().dropped_messages
+        self.weak.dropped_messages()
     }
 
     /// Bytes queued for this connection and not yet written to its socket (like the
@@ -1284,7 +1284,7 @@ impl Sender {
     /// # fn f(s: &sockjet::Sender) { println!("{} bytes waiting", s.buffered_amount()); }
     /// ```
     pub fn buffered_amount(&self) -> usize {
-        self.weak.shared.lock().pending_write_len()
+        self.weak.buffered_amount()
     }
 
     /// Waits until the connection is closed and returns how it ended; see
@@ -1297,7 +1297,7 @@ impl Sender {
     /// # }
     /// ```
     pub async fn closed(&self) -> ConnectionClosed {
-        self.weak.shared.closed().await
+        self.weak.closed().await
     }
 
     /// A [`WeakSender`](crate::WeakSender) of this connection: one that does not keep it

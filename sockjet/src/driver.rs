@@ -43,6 +43,12 @@ impl Driver {
         let timers = Timers::new(&shared);
         Self { shared, timers }
     }
+
+    /// Gives the driver a timer to re-arm for its deadlines (the server's handshake
+    /// timer), so that a connection allocates and registers one timer in all.
+    pub(crate) fn reuse_timer(&mut self, sleep: Pin<Box<Sleep>>) {
+        self.timers.sleep = Some(sleep);
+    }
 }
 
 impl Future for Driver {
@@ -181,16 +187,26 @@ impl Wake for DriverWake {
     }
 }
 
+/// The driver's deadlines, all served by one tokio timer armed at the earliest: one
+/// allocation and one registration in tokio's timer wheel per connection instead of one
+/// per kind of deadline (a registration takes the wheel's lock, and moving a deadline
+/// later does not: the common case, as keepalive goes on).
 struct Timers {
     ping_interval: Option<Duration>,
     ping_timeout: Option<Duration>,
     close_timeout: Option<Duration>,
-    next_ping: Pin<Box<Sleep>>,
-    ping_deadline: Option<Pin<Box<Sleep>>>,
-    close_deadline: Option<Pin<Box<Sleep>>>,
-    /// Set while the watchdog runs; dropped when it is disarmed, so that an idle
-    /// connection holds no timer for it.
-    watchdog: Option<Pin<Box<Sleep>>>,
+    /// When to send the next keepalive ping (none without keepalive).
+    next_ping: Option<Instant>,
+    /// When the oldest unanswered keepalive ping times out.
+    ping_deadline: Option<Instant>,
+    /// When a closing handshake under way is abandoned.
+    close_deadline: Option<Instant>,
+    /// When the driver looks again at a connection it was not woken for (see WATCHDOG);
+    /// none while disarmed, so that an idle connection has no periodic wakeup.
+    watchdog: Option<Instant>,
+    /// Armed at the earliest deadline above; created on first need, or handed over by
+    /// the server from the opening handshake (`Driver::reuse_timer`).
+    sleep: Option<Pin<Box<Sleep>>>,
     seen_recv_polls: u64,
 }
 
@@ -202,13 +218,54 @@ impl Timers {
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
             close_timeout: config.close_timeout,
-            next_ping: Box::pin(sleep_until(
-                now + config.ping_interval.unwrap_or(FAR_FUTURE),
-            )),
+            next_ping: config.ping_interval.map(|interval| now + interval),
             ping_deadline: None,
             close_deadline: None,
-            watchdog: Some(Box::pin(sleep_until(now + WATCHDOG))),
+            watchdog: Some(now + WATCHDOG),
+            sleep: None,
             seen_recv_polls: 0,
+        }
+    }
+
+    /// The time to compare deadlines with: `None` while the timer has not fired (no
+    /// deadline is due before the earliest, which it is armed at).
+    fn fired(&mut self, cx: &mut Context<'_>) -> Option<Instant> {
+        let sleep = self.sleep.as_mut()?;
+        if sleep.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        // The timer may fire within its resolution of the deadline: count the deadline
+        // it was armed at as reached.
+        Some(Instant::now().max(sleep.deadline()))
+    }
+
+    /// Arms the timer at the earliest deadline, and registers the task's waker with it.
+    fn arm(&mut self, cx: &mut Context<'_>) {
+        let earliest = [
+            self.next_ping,
+            self.ping_deadline,
+            self.close_deadline,
+            self.watchdog,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let Some(earliest) = earliest else {
+            // Nothing to wait for: a timer left armed wakes the driver once for nothing.
+            return;
+        };
+        match &mut self.sleep {
+            Some(sleep) => {
+                if sleep.deadline() != earliest || sleep.is_elapsed() {
+                    sleep.as_mut().reset(earliest);
+                }
+                let _ = sleep.as_mut().poll(cx);
+            }
+            None => {
+                let mut sleep = Box::pin(sleep_until(earliest));
+                let _ = sleep.as_mut().poll(cx);
+                self.sleep = Some(sleep);
+            }
         }
     }
 }
@@ -220,6 +277,9 @@ fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Po
     let mut inner = shared.lock();
     inner.set_driver_waker(cx.waker());
     let max_queue = shared.config.max_queue;
+    let now = timers.fired(cx);
+    let due =
+        |deadline: Option<Instant>| matches!((deadline, now), (Some(at), Some(now)) if at <= now);
 
     // Every handle dropped: close like a handler returning (Python websockets: 1000).
     if inner.handles == 0 && inner.proto.state() == State::Open {
@@ -228,16 +288,13 @@ fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Po
     }
 
     // Keepalive.
-    if let (Poll::Ready(()), Some(interval)) =
-        (timers.next_ping.as_mut().poll(cx), timers.ping_interval)
-    {
+    if let (true, Some(interval), Some(now)) = (due(timers.next_ping), timers.ping_interval, now) {
         let sent = inner.proto.state() == State::Open
             && inner.send_ping(random_ping_payload(), None).is_ok();
-        if let (true, Some(timeout), None) = (sent, timers.ping_timeout, &timers.ping_deadline) {
-            timers.ping_deadline = Some(Box::pin(sleep_until(Instant::now() + timeout)));
+        if let (true, Some(timeout), None) = (sent, timers.ping_timeout, timers.ping_deadline) {
+            timers.ping_deadline = Some(now + timeout);
         }
-        timers.next_ping.as_mut().reset(Instant::now() + interval);
-        let _ = timers.next_ping.as_mut().poll(cx);
+        timers.next_ping = Some(now + interval);
     }
 
     // Read only if no recv() owns the read registration, and the application is not busy
@@ -269,28 +326,23 @@ fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Po
     inner.flush_with_driver_waker();
 
     // A keepalive ping that stays unanswered fails the connection.
-    if let Some(deadline) = &mut timers.ping_deadline {
-        if inner.pings.is_empty() {
-            timers.ping_deadline = None;
-        } else if deadline.as_mut().poll(cx).is_ready() {
-            let oldest = inner.pings.front().map(|ping| ping.sent);
-            let timeout = timers.ping_timeout.unwrap_or(FAR_FUTURE);
-            match oldest {
-                Some(sent) if Instant::now() >= sent + timeout => {
-                    tracing::debug!("keepalive ping timeout");
-                    inner.timed_out = Some("keepalive ping timeout");
-                    inner
-                        .proto
-                        .fail(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
-                    inner.flush_with_driver_waker();
-                    timers.ping_deadline = None;
-                }
-                Some(sent) => {
-                    deadline.as_mut().reset(sent + timeout);
-                    let _ = deadline.as_mut().poll(cx);
-                }
-                None => timers.ping_deadline = None,
+    if inner.pings.is_empty() {
+        timers.ping_deadline = None;
+    } else if let (true, Some(now)) = (due(timers.ping_deadline), now) {
+        let timeout = timers.ping_timeout.unwrap_or(FAR_FUTURE);
+        match inner.pings.front().map(|ping| ping.sent) {
+            Some(sent) if now >= sent + timeout => {
+                tracing::debug!("keepalive ping timeout");
+                inner.timed_out = Some("keepalive ping timeout");
+                inner
+                    .proto
+                    .fail(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
+                inner.flush_with_driver_waker();
+                timers.ping_deadline = None;
             }
+            // An older ping was answered: the next one's deadline.
+            Some(sent) => timers.ping_deadline = Some(sent + timeout),
+            None => timers.ping_deadline = None,
         }
     }
 
@@ -298,16 +350,14 @@ fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Po
     if inner.proto.close_expected() || inner.read_done() {
         if timers.close_deadline.is_none() {
             let timeout = timers.close_timeout.unwrap_or(FAR_FUTURE);
-            timers.close_deadline = Some(Box::pin(sleep_until(Instant::now() + timeout)));
+            timers.close_deadline = Some(now.unwrap_or_else(Instant::now) + timeout);
         }
-        if let Some(deadline) = &mut timers.close_deadline {
-            if deadline.as_mut().poll(cx).is_ready() {
-                tracing::debug!("close timeout");
-                if inner.timed_out.is_none() && !inner.proto.connection_closed().is_ok() {
-                    inner.timed_out = Some("close timeout");
-                }
-                inner.terminate();
+        if due(timers.close_deadline) {
+            tracing::debug!("close timeout");
+            if inner.timed_out.is_none() && !inner.proto.connection_closed().is_ok() {
+                inner.timed_out = Some("close timeout");
             }
+            inner.terminate();
         }
     }
 
@@ -318,29 +368,21 @@ fn poll_driver(shared: &Shared, timers: &mut Timers, cx: &mut Context<'_>) -> Po
     // Look again later in case reading is left to nobody (see WATCHDOG). Not while a
     // recv() waits for data: it owns reading, and when it returns it re-arms the watchdog
     // (`watchdog_armed`), so idle connections cost no periodic wakeups.
-    // Disarming happens only when the timer fires, so a busy connection costs at most one
-    // disarm and one re-arm per period, never a wakeup per message.
+    // Disarming happens only when the deadline passes, so a busy connection costs at most
+    // one disarm and one re-arm per period, never a wakeup per message.
     if !inner.watchdog_armed {
         timers.watchdog = None;
-    } else {
-        match &mut timers.watchdog {
-            None => {
-                let mut watchdog = Box::pin(sleep_until(Instant::now() + WATCHDOG));
-                let _ = watchdog.as_mut().poll(cx);
-                timers.watchdog = Some(watchdog);
-            }
-            Some(watchdog) => {
-                if watchdog.as_mut().poll(cx).is_ready() {
-                    if inner.recv_waiting() && !inner.read_wanted {
-                        inner.watchdog_armed = false;
-                        timers.watchdog = None;
-                    } else {
-                        watchdog.as_mut().reset(Instant::now() + WATCHDOG);
-                        let _ = watchdog.as_mut().poll(cx);
-                    }
-                }
-            }
+    } else if timers.watchdog.is_none() {
+        timers.watchdog = Some(now.unwrap_or_else(Instant::now) + WATCHDOG);
+    } else if let (true, Some(now)) = (due(timers.watchdog), now) {
+        if inner.recv_waiting() && !inner.read_wanted {
+            inner.watchdog_armed = false;
+            timers.watchdog = None;
+        } else {
+            timers.watchdog = Some(now + WATCHDOG);
         }
     }
+    drop(inner);
+    timers.arm(cx);
     Poll::Pending
 }

@@ -232,6 +232,11 @@ impl Hooks {
         self.request.push(hook);
     }
 
+    /// Whether any request hook is set: without one, the server need not wait for them.
+    pub(crate) fn has_request_hooks(&self) -> bool {
+        !self.request.is_empty()
+    }
+
     /// Runs the request hooks on a request the core delivered, in order, until one
     /// answers; returns its answer.
     pub(crate) async fn run_request_hooks(

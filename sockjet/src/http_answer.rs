@@ -2,7 +2,7 @@
 //! either a 101 (the connection opens) or a plain HTTP answer, written in full before the
 //! connection closes.
 
-use std::{fmt, io, net::SocketAddr, time::Duration};
+use std::{fmt, io, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
@@ -16,21 +16,21 @@ use crate::{
     socket::Socket,
 };
 
-/// Answers a request the core delivered: the request hooks, then the handshake (101 or
-/// the request's HTTP error), then the response hooks. A 101 is left in
-/// `proto.outgoing()` for the caller to send, and the request (as the hooks left it) is
-/// returned. Anything else is written and the stream half-closed, and the error to
-/// report is returned; `proto.close_expected()` is then true, and the caller closes with
-/// [`linger_close`].
-pub(crate) async fn answer_request(
+/// Answers a request the core delivered, after its request hooks (`answered` is their
+/// answer, if any): the handshake (101 or the request's HTTP error), then the response
+/// hooks. A 101 is left in `proto.outgoing()` for the caller to send, and the request (as
+/// the hooks left it) is returned. Anything else is queued in `proto.outgoing()` and the
+/// error to report is returned: the caller sends it with [`answer_and_close`], and
+/// `proto.close_expected()` is then true, so it closes with [`linger_close`].
+///
+/// Not async: every server connection's handshake future would hold this one's state.
+pub(crate) fn respond_to(
     hooks: &Hooks,
     server_header: Option<&str>,
     proto: &mut ServerProtocol,
-    stream: &mut Socket,
-    mut request: Request,
-    peer: Option<SocketAddr>,
+    request: Request,
+    answered: Option<Response>,
 ) -> Result<Request, Error> {
-    let answered = hooks.run_request_hooks(&mut request, peer).await;
     let answer = hooks.answer(proto, request, answered);
     let (request, mut response) = (answer.request, answer.response);
     let status = response.status();
@@ -43,13 +43,11 @@ pub(crate) async fn answer_request(
         tracing::error!(%misuse, "invalid handshake response");
         let refusal = proto.reject(StatusCode::INTERNAL_SERVER_ERROR, "");
         proto.send_response(refusal)?;
-        answer_and_close(stream, proto.outgoing()).await?;
         return Err(Error::from(misuse));
     }
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return Ok(request);
     }
-    answer_and_close(stream, proto.outgoing()).await?;
     Err(match (answer.by_hook, proto.handshake_error()) {
         (false, Some(error)) => Error::from(error.clone()),
         (true, _) => Error::new(ErrorKind::Handshake).with_source(AnsweredByHook(status)),

@@ -1,12 +1,20 @@
 //! [`serve`], [`Server`] and [`ServerBuilder`]: accept TCP connections, run the opening
 //! handshake, and hand each WebSocket to a handler task.
 
-use std::{future::Future, io, net::SocketAddr, sync::Arc};
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    pin::{Pin, pin},
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use sockjet_proto::{Event, Outgoing, ServerConfig, ServerProtocol};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, ToSocketAddrs},
+    time::Sleep,
 };
 use tracing::Instrument;
 
@@ -16,7 +24,7 @@ use crate::{
     driver::Driver,
     error::{Error, ErrorKind},
     hooks::Hooks,
-    http_answer::{answer_and_close, answer_request, linger_close},
+    http_answer::{answer_and_close, linger_close, respond_to},
     listener::{ListenAddr, Listener},
     server_options::ServeOptions,
     socket::Socket,
@@ -120,7 +128,8 @@ impl ServerBuilder {
     /// # Ok(()) }
     /// ```
     pub async fn accept(&self, transport: impl Transport) -> Result<Connection, Error> {
-        accept_on(Socket::other(transport), None, self)
+        let deadline = pin!(self.connection.open_timeout.map(tokio::time::sleep));
+        accept_on(Socket::other(transport), None, self, deadline.as_pin_mut())
             .await
             .map(spawn_driver)
     }
@@ -227,37 +236,29 @@ impl Server {
     }
 }
 
-/// Runs the server side of the opening handshake on any transport, then starts the
-/// connection; its driver is the caller's to run.
+/// Runs the server side of the opening handshake on any transport, failing with a
+/// timeout when `deadline` (if any) passes, then starts the connection; its driver is the
+/// caller's to run.
 pub(crate) async fn accept_on(
     mut stream: Socket,
     peer: Option<SocketAddr>,
     settings: &ServerBuilder,
+    deadline: Option<Pin<&mut Sleep>>,
 ) -> Result<(Connection, Driver), Error> {
     let mut handshake_config = settings.handshake.clone();
     handshake_config.protocol = settings.connection.protocol.clone();
     handshake_config.deliver_invalid_requests = true;
     let mut proto = ServerProtocol::new(handshake_config);
+    // What this future holds across an `.await` is in every handshake's state: the rare
+    // paths (hooks, refusals) box theirs or hold little.
     let exchange = async {
-        loop {
+        let mut request = loop {
             let read = stream.read_buf(proto.receive_buffer()).await?;
             if read == 0 {
                 proto.receive_eof();
             }
             if let Some(Event::Request(request)) = proto.next_event() {
-                let server_header = settings.handshake.server_header.as_deref();
-                let hooks = &settings.hooks;
-                let request =
-                    answer_request(hooks, server_header, &mut proto, &mut stream, request, peer)
-                        .await?;
-                // Keep the response as the bytes sent: parsed headers would cost a few
-                // times more for every connection, and few handlers look at them.
-                let mut head = Vec::new();
-                proto.outgoing().drain_into(&mut head);
-                *proto.outgoing() = Outgoing::default();
-                stream.write_all(&head).await?;
-                stream.flush().await?;
-                return Ok((request, HandshakeResponse::sent(head.into())));
+                break request;
             }
             if let Some(error) = proto.handshake_error() {
                 let error = error.clone();
@@ -265,12 +266,31 @@ pub(crate) async fn accept_on(
                 answer_and_close(&mut stream, proto.outgoing()).await?;
                 return Err(Error::from(error));
             }
-        }
+        };
+        let hooks = &settings.hooks;
+        let answered = match hooks.has_request_hooks() {
+            true => Box::pin(hooks.run_request_hooks(&mut request, peer)).await,
+            false => None,
+        };
+        let server_header = settings.handshake.server_header.as_deref();
+        request = match respond_to(hooks, server_header, &mut proto, request, answered) {
+            Ok(request) => request,
+            Err(refusal) => {
+                answer_and_close(&mut stream, proto.outgoing()).await?;
+                return Err(refusal);
+            }
+        };
+        // Keep the response as the bytes sent: parsed headers would cost a few times more
+        // for every connection, and few handlers look at them.
+        let mut head = Vec::new();
+        proto.outgoing().drain_into(&mut head);
+        *proto.outgoing() = Outgoing::default();
+        stream.write_all(&head).await?;
+        stream.flush().await?;
+        Ok((request, HandshakeResponse::sent(head.into())))
     };
-    let outcome = match settings.connection.open_timeout {
-        Some(timeout) => tokio::time::timeout(timeout, exchange)
-            .await
-            .unwrap_or_else(|_| Err(Error::new(ErrorKind::Timeout))),
+    let outcome = match deadline {
+        Some(deadline) => within(deadline, exchange).await,
         None => exchange.await,
     };
     let (request, response) = match outcome {
@@ -294,6 +314,38 @@ pub(crate) async fn accept_on(
         settings.connection.clone(),
         handshake,
     ))
+}
+
+pin_project_lite::pin_project! {
+    /// Runs `work` until it completes or `deadline` passes, which fails it with a
+    /// timeout. Unlike `tokio::time::timeout`, the timer is the caller's, to be reused
+    /// afterwards; a struct rather than an `async fn`, whose argument and local would each
+    /// hold `work`.
+    pub(crate) struct Within<'a, F> {
+        #[pin]
+        work: F,
+        deadline: Pin<&'a mut Sleep>,
+    }
+}
+
+/// See [`Within`].
+pub(crate) fn within<F>(deadline: Pin<&mut Sleep>, work: F) -> Within<'_, F> {
+    Within { work, deadline }
+}
+
+impl<T, F: Future<Output = Result<T, Error>>> Future for Within<'_, F> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(outcome) = this.work.poll(cx) {
+            return Poll::Ready(outcome);
+        }
+        this.deadline
+            .as_mut()
+            .poll(cx)
+            .map(|()| Err(Error::new(ErrorKind::Timeout)))
+    }
 }
 
 pub(crate) async fn write_all_outgoing<T: Transport>(

@@ -5,18 +5,19 @@
 //! the HTTP opening handshake) runs in the connection's own task, under the handshake
 //! timeout, so a slow client never delays the next accept.
 
-use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, io, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use sockjet_proto::CloseCode;
+use tokio::time::{Instant, Sleep, sleep};
 use tracing::Instrument;
 
 use crate::{
     connection::Connection,
     driver::{Driver, RunBeside},
-    error::Error,
+    error::{Error, ErrorKind},
     http_answer::AnsweredByHook,
     listener::{Accepted, ListenAddr, Listener, client_ip},
-    server::{Server, ServerBuilder, accept_on},
+    server::{Server, ServerBuilder, accept_on, within},
     shutdown::ShutdownHandle,
     socket::Socket,
     tracker::{SHUTDOWN_REASON, Slot, Tracker},
@@ -215,21 +216,22 @@ async fn serve_connection<H, F>(
     H: Fn(Connection) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
+    // One timer for the connection's life: the handshake's deadline, then the driver's.
+    let mut timer = Box::pin(sleep(settings.serving.handshake_timeout));
     // Boxed, so that the handshake's state (a few hundred bytes) is freed once it is over
     // instead of sizing the task for the connection's life.
-    let handshake = Box::pin(tokio::time::timeout(
-        settings.serving.handshake_timeout,
-        handshake(accepted, peer, &settings),
-    ))
-    .await;
-    let (connection, driver) = match handshake {
-        Ok(Ok(opened)) => opened,
-        Ok(Err(error)) if AnsweredByHook::is_source_of(&error) => {
+    let handshake = Box::pin(handshake(accepted, peer, &settings, timer.as_mut())).await;
+    let (connection, mut driver) = match handshake {
+        Ok(opened) => opened,
+        Err(error) if AnsweredByHook::is_source_of(&error) => {
             return tracing::debug!(%error, "answered over HTTP");
         }
-        Ok(Err(error)) => return tracing::info!(%error, "handshake failed"),
-        Err(_) => return tracing::info!("handshake timed out"),
+        Err(error) if error.kind() == ErrorKind::Timeout => {
+            return tracing::info!("handshake timed out");
+        }
+        Err(error) => return tracing::info!(%error, "handshake failed"),
     };
+    driver.reuse_timer(timer);
     tracing::Span::current().record("path", connection.path());
     tracing::info!("connection open");
     let handler = if slot.opened(connection.shared()) {
@@ -251,30 +253,49 @@ async fn serve_connection<H, F>(
     }
 }
 
-/// The TLS handshake if the server has TLS, then the WebSocket opening handshake.
+/// The TLS handshake if the server has TLS, then the WebSocket opening handshake, all
+/// before `deadline` (the server's handshake timeout), and the WebSocket one also within
+/// the connection's open timeout.
 async fn handshake(
     accepted: Accepted,
     peer: Option<SocketAddr>,
     settings: &ServerBuilder,
+    mut deadline: Pin<&mut Sleep>,
 ) -> Result<(Connection, Driver), Error> {
     match accepted {
         Accepted::Tcp(stream) => {
             stream.set_nodelay(true)?;
             #[cfg(feature = "tls")]
             if let Some(tls) = &settings.serving.tls {
-                let stream = tls.accept(stream).await.map_err(tls_error)?;
-                return accept_on(Socket::other(stream), peer, settings).await;
+                let tls_accept = async { tls.accept(stream).await.map_err(tls_error) };
+                let stream = within(deadline.as_mut(), tls_accept).await?;
+                open_timeout_from_now(deadline.as_mut(), settings);
+                return accept_on(Socket::other(stream), peer, settings, Some(deadline)).await;
             }
-            accept_on(Socket::from(stream), peer, settings).await
+            open_timeout_from_now(deadline.as_mut(), settings);
+            accept_on(Socket::from(stream), peer, settings, Some(deadline)).await
         }
         #[cfg(unix)]
         Accepted::Unix(stream) => {
             #[cfg(feature = "tls")]
             if let Some(tls) = &settings.serving.tls {
-                let stream = tls.accept(stream).await.map_err(tls_error)?;
-                return accept_on(Socket::other(stream), None, settings).await;
+                let tls_accept = async { tls.accept(stream).await.map_err(tls_error) };
+                let stream = within(deadline.as_mut(), tls_accept).await?;
+                open_timeout_from_now(deadline.as_mut(), settings);
+                return accept_on(Socket::other(stream), None, settings, Some(deadline)).await;
             }
-            accept_on(Socket::other(stream), None, settings).await
+            open_timeout_from_now(deadline.as_mut(), settings);
+            accept_on(Socket::other(stream), None, settings, Some(deadline)).await
+        }
+    }
+}
+
+/// Brings `deadline` forward to the end of the open timeout from now, if that is sooner.
+fn open_timeout_from_now(deadline: Pin<&mut Sleep>, settings: &ServerBuilder) {
+    if let Some(timeout) = settings.connection.open_timeout {
+        let open_deadline = Instant::now() + timeout;
+        if open_deadline < deadline.deadline() {
+            deadline.reset(open_deadline);
         }
     }
 }

@@ -551,7 +551,79 @@ impl ServerProtocol {
             .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
             .iter()
             .any(|value| value.as_bytes().starts_with(b"permessage-deflate"));
-        if let (true, Some((params, _))) = (announced, self.negotiated_deflate.take()) {
+        self.open(announced);
+        Ok(())
+    }
+
+    /// Accepts the opening handshake and sends the 101, as `send_response(accept(request))`
+    /// would, byte for byte, without building an [`http::Response`]: for a server with
+    /// nothing to add to the response (no subprotocol, no edited headers), which saves
+    /// most of the cost of answering. Returns `false`, having sent nothing, when the
+    /// request cannot be accepted this way (it is not a valid handshake, or it came from
+    /// another HTTP server): answer it with [`accept`](Self::accept) and
+    /// [`send_response`](Self::send_response) then.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiMisuse::NotConnecting`] if no request is waiting for its answer.
+    ///
+    /// ```
+    /// use sockjet_proto::{Event, ServerConfig, ServerProtocol, State};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// server.receive_data(
+    ///     b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+    ///       Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    ///       Sec-WebSocket-Version: 13\r\n\r\n",
+    /// );
+    /// let Some(Event::Request(request)) = server.next_event() else { panic!() };
+    /// assert!(server.send_accept(&request).unwrap());
+    /// assert_eq!(server.state(), State::Open);
+    /// let mut wire = Vec::new();
+    /// server.outgoing().drain_into(&mut wire);
+    /// assert!(wire.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+    /// ```
+    pub fn send_accept(&mut self, request: &Request) -> Result<bool, ApiMisuse> {
+        if !matches!(self.phase, Phase::RequestReceived) {
+            return Err(ApiMisuse::NotConnecting);
+        }
+        if self.request_error.is_some() || self.source != RequestSource::Wire {
+            return Ok(false);
+        }
+        let Ok(key) = validate_key(request.headers()) else {
+            return Ok(false);
+        };
+        let mut accept = [0u8; handshake::ACCEPT_KEY_LEN];
+        let accept = handshake::encode_accept_key(key, &mut accept);
+        // What `write_response` writes for `accept`'s response: the same headers, in the
+        // same order and spelling.
+        let mut head = BytesMut::with_capacity(SWITCHING_HEAD.len() + 128);
+        head.extend_from_slice(SWITCHING_HEAD);
+        head.extend_from_slice(accept);
+        head.extend_from_slice(b"\r\n");
+        if let Some((_, extension)) = &self.negotiated_deflate {
+            head.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+            head.extend_from_slice(extension.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        if let Some(server) = &self.server_header {
+            head.extend_from_slice(b"Server: ");
+            head.extend_from_slice(server.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        self.pending_request = None;
+        self.protocol.outgoing().push_bytes(head.freeze());
+        self.subprotocol = None;
+        let announced = self.negotiated_deflate.is_some();
+        self.open(announced);
+        Ok(true)
+    }
+
+    /// After a 101 (or an extended CONNECT's 2xx) was sent: compression if the response
+    /// announced the negotiated extension, and the bytes behind the request head handed to
+    /// the protocol as frames.
+    fn open(&mut self, deflate_announced: bool) {
+        if let (true, Some((params, _))) = (deflate_announced, self.negotiated_deflate.take()) {
             let config = self.protocol.config().deflate.clone().unwrap_or_default();
             self.protocol
                 .enable_permessage_deflate(PerMessageDeflate::new(Side::Server, params, &config));
@@ -567,7 +639,6 @@ impl ServerProtocol {
         if self.eof_received {
             self.protocol.receive_eof();
         }
-        Ok(())
     }
 
     // ----- outputs -----
@@ -724,6 +795,10 @@ impl ServerProtocol {
         self.eof_pending = true;
     }
 }
+
+/// The start of an accepting response, up to the `Sec-WebSocket-Accept` value.
+const SWITCHING_HEAD: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Accept: ";
 
 /// Checks an opening handshake request against RFC 6455 §4.2.1 ("Reading the Client's
 /// Opening Handshake"): "If the server, while reading the handshake, finds that the client

@@ -871,3 +871,85 @@ fn server_receives_eof_after_long_line() {
     );
     assert_eq!(WireResponse::parse(&sent(&mut server)).status, 414);
 }
+
+/// `send_accept` writes what `send_response(accept(request))` writes, byte for byte, and
+/// leaves the connection in the same state: with and without a `Server` header, with and
+/// without permessage-deflate negotiated, with frames already behind the request head.
+#[test]
+fn send_accept_writes_the_same_response_as_accept_then_send_response() {
+    use sockjet_proto::{Config, DeflateConfig};
+    let offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits";
+    let mut with_offer = VALID_HEADERS.to_vec();
+    with_offer.push(offer);
+    let deflate = Config::default().deflate(Some(DeflateConfig::default()));
+    let cases = [
+        (ServerConfig::default(), VALID_HEADERS.to_vec()),
+        (
+            ServerConfig::default().server_header(None),
+            VALID_HEADERS.to_vec(),
+        ),
+        (
+            ServerConfig::default().protocol(deflate.clone()),
+            with_offer.clone(),
+        ),
+        (
+            ServerConfig::default()
+                .protocol(deflate)
+                .server_header(Some("x/1".into())),
+            with_offer,
+        ),
+    ];
+    // A masked text frame "hi" right behind the head.
+    let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+    for (config, headers) in cases {
+        let mut input = request_bytes("GET /chat HTTP/1.1", &headers);
+        input.extend_from_slice(&frame);
+        let run = |fast: bool| {
+            let mut server = ServerProtocol::new(config.clone());
+            server.receive_data(&input);
+            let Some(Event::Request(request)) = server.next_event() else {
+                panic!("no request")
+            };
+            if fast {
+                assert!(server.send_accept(&request).unwrap());
+            } else {
+                let response = server.accept(&request);
+                server.send_response(response).unwrap();
+            }
+            let wire = sent(&mut server);
+            let events: Vec<_> = std::iter::from_fn(|| server.next_event()).collect();
+            let state = server.state();
+            (wire, state, server.into_protocol().is_compressing(), events)
+        };
+        let (fast, slow) = (run(true), run(false));
+        assert_eq!(
+            String::from_utf8_lossy(&fast.0),
+            String::from_utf8_lossy(&slow.0)
+        );
+        assert_eq!(fast, slow);
+        assert_eq!(fast.1, State::Open);
+        assert_eq!(fast.3, vec![Event::Message(Message::text("hi"))]);
+    }
+}
+
+/// `send_accept` declines, sending nothing, what it cannot accept: an invalid handshake
+/// (answered with `accept`'s error response as usual), and a second answer.
+#[test]
+fn send_accept_declines_an_invalid_request_and_a_second_answer() {
+    let mut config = ServerConfig::default();
+    config.deliver_invalid_requests = true;
+    let mut server = ServerProtocol::new(config);
+    server.receive_data(&request_bytes(
+        "GET / HTTP/1.1",
+        &headers_with("Sec-WebSocket-Version", Some("Sec-WebSocket-Version: 8")),
+    ));
+    let Some(Event::Request(request)) = server.next_event() else {
+        panic!("no request")
+    };
+    assert!(!server.send_accept(&request).unwrap());
+    assert!(sent(&mut server).is_empty());
+    let response = server.accept(&request);
+    assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
+    server.send_response(response).unwrap();
+    assert!(server.send_accept(&request).is_err());
+}

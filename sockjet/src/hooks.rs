@@ -237,6 +237,13 @@ impl Hooks {
         !self.request.is_empty()
     }
 
+    /// Whether an accepting response goes out as the core builds it: no response hook may
+    /// edit it and no subprotocol is to be chosen, so the server can have the core write
+    /// it directly (`ServerProtocol::send_accept`).
+    pub(crate) fn accepts_plainly(&self) -> bool {
+        self.response.is_empty() && !self.subprotocols.is_configured()
+    }
+
     /// Runs the request hooks on a request the core delivered, in order, until one
     /// answers; returns its answer.
     pub(crate) async fn run_request_hooks(

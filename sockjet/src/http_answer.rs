@@ -31,6 +31,11 @@ pub(crate) fn respond_to(
     request: Request,
     answered: Option<Response>,
 ) -> Result<Request, Error> {
+    // The common case: the core writes the 101 itself, without an `http::Response` to
+    // build and then serialize.
+    if answered.is_none() && hooks.accepts_plainly() && proto.send_accept(&request)? {
+        return Ok(request);
+    }
     let answer = hooks.answer(proto, request, answered);
     let (request, mut response) = (answer.request, answer.response);
     let status = response.status();

@@ -29,8 +29,13 @@ impl fmt::Debug for SubprotocolPolicy {
 impl SubprotocolPolicy {
     /// Adds the chosen subprotocol to a 101 response, or turns it into the error that
     /// refuses the handshake.
+    /// Whether subprotocols are offered or chosen at all.
+    pub(crate) fn is_configured(&self) -> bool {
+        !self.available.is_empty() || self.select.is_some()
+    }
+
     pub(crate) fn negotiate(&self, request: &Request, mut response: Response) -> Response {
-        if self.available.is_empty() && self.select.is_none() {
+        if !self.is_configured() {
             // Nothing configured: no subprotocol, whatever the client offers (RFC 6455
             // §4.2.2: "the server [...] MAY choose not to send" one).
             return response;

@@ -108,6 +108,11 @@ pub(crate) fn validate_key(headers: &HeaderMap) -> Result<&[u8], HandshakeError>
         name: KEY.display,
         reason,
     };
+    // Every client sends a canonical key: checked without decoding. Anything else is
+    // decoded for the reason it is refused (or accepted: the decoder has the last word).
+    if is_canonical_16_byte_base64(key) {
+        return Ok(key);
+    }
     // Decoded on the stack: 24 base64 characters (the length of 16 bytes) decode to at
     // most 18 bytes, and anything longer is refused unread.
     let mut decoded = [0u8; 18];
@@ -128,6 +133,30 @@ pub(crate) fn validate_key(headers: &HeaderMap) -> Result<&[u8], HandshakeError>
         return Err(invalid(why));
     }
     Ok(key)
+}
+
+/// Whether `key` is the standard base64 of 16 bytes as an encoder writes it: 22
+/// characters of the alphabet, the last of which carries 2 bits and 4 zero bits, then
+/// `==` (what the decoder accepts as decoding to 16 bytes, without decoding).
+fn is_canonical_16_byte_base64(key: &[u8]) -> bool {
+    let [body @ .., last, b'=', b'='] = key else {
+        return false;
+    };
+    key.len() == 24
+        && body.iter().all(|&byte| base64_digit(byte).is_some())
+        && base64_digit(*last).is_some_and(|digit| digit & 0x0f == 0)
+}
+
+/// The value of a character of the standard base64 alphabet (RFC 4648 §4).
+fn base64_digit(byte: u8) -> Option<u8> {
+    match byte {
+        b'A'..=b'Z' => Some(byte - b'A'),
+        b'a'..=b'z' => Some(byte - b'a' + 26),
+        b'0'..=b'9' => Some(byte - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
 }
 
 /// Checks `Sec-WebSocket-Version`.
@@ -284,5 +313,41 @@ mod tests {
             validate_version(&twice),
             Err(HandshakeError::UnsupportedVersion)
         );
+    }
+
+    proptest::proptest! {
+        /// The check without decoding agrees with the decoder: on the keys clients send
+        /// (any 16 bytes, encoded), and on any 24 characters near the alphabet.
+        #[test]
+        fn canonical_key_check_agrees_with_the_decoder(
+            bytes in proptest::array::uniform16(proptest::num::u8::ANY),
+            noise in proptest::collection::vec(
+                proptest::sample::select(b"AQgwBCDz09+/=-_ .".to_vec()),
+                24,
+            ),
+        ) {
+            let key = STANDARD.encode(bytes);
+            proptest::prop_assert!(is_canonical_16_byte_base64(key.as_bytes()));
+            let mut decoded = [0u8; 18];
+            let decodes_to_16 =
+                STANDARD.decode_slice(&noise, &mut decoded).is_ok_and(|len| len == 16);
+            if is_canonical_16_byte_base64(&noise) {
+                proptest::prop_assert!(decodes_to_16, "{:?}", String::from_utf8_lossy(&noise));
+            }
+        }
+    }
+
+    #[test]
+    fn canonical_key_check_refuses_what_the_decoder_refuses() {
+        for key in [
+            "dGhlIHNhbXBsZSBub25jZR==", // trailing bits set
+            "dGhlIHNhbXBsZSBub25jZQ=",  // 23 characters
+            "dGhlIHNhbXBsZSBub25jZQ===",
+            "dGhlIHNhbXBsZSBub25j-Q==", // URL-safe alphabet
+            "dGhlIHNhbXBsZSBub25jZQAA",
+        ] {
+            assert!(!is_canonical_16_byte_base64(key.as_bytes()), "{key}");
+        }
+        assert!(is_canonical_16_byte_base64(b"dGhlIHNhbXBsZSBub25jZQ=="));
     }
 }

@@ -102,9 +102,9 @@ pub(crate) fn accept_key_value(key: &[u8]) -> http::HeaderValue {
 }
 
 /// Base64 of a SHA-1 digest (20 bytes): 28 characters.
-const ACCEPT_KEY_LEN: usize = 28;
+pub(crate) const ACCEPT_KEY_LEN: usize = 28;
 
-fn encode_accept_key<'a>(key: &[u8], out: &'a mut [u8; ACCEPT_KEY_LEN]) -> &'a [u8] {
+pub(crate) fn encode_accept_key<'a>(key: &[u8], out: &'a mut [u8; ACCEPT_KEY_LEN]) -> &'a [u8] {
     let mut sha1 = Sha1::new();
     sha1.update(key);
     sha1.update(GUID);

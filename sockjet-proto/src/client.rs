@@ -471,7 +471,7 @@ impl ClientProtocol {
         self.receive_response();
         match self.phase {
             Phase::Open => match self.pending_response.take() {
-                Some(response) => Some(Event::Response(response)),
+                Some(response) => Some(Event::Response(Box::new(response))),
                 None => self.protocol.next_event(),
             },
             _ => None,

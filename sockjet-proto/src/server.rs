@@ -655,7 +655,9 @@ impl ServerProtocol {
         // A driver may have read straight into `receive_buffer`.
         self.receive_request();
         match self.phase {
-            Phase::RequestReceived => self.pending_request.take().map(Event::Request),
+            Phase::RequestReceived => {
+                (self.pending_request.take()).map(|request| Event::Request(Box::new(request)))
+            }
             Phase::Open => self.protocol.next_event(),
             _ => None,
         }

@@ -19,7 +19,7 @@ fn delivered(bytes: &[u8]) -> (ServerProtocol, Request) {
     let mut server = delivering();
     server.receive_data(bytes);
     match server.next_event() {
-        Some(Event::Request(request)) => (server, request),
+        Some(Event::Request(request)) => (server, *request),
         other => panic!("expected a request, got {other:?}"),
     }
 }

@@ -153,7 +153,7 @@ fn expected_request() -> sockjet_proto::Request {
 #[test]
 fn server_receives_valid_request() {
     let (mut server, events) = server_receiving(&valid_request());
-    assert_eq!(events, [Event::Request(expected_request())]);
+    assert_eq!(events, [Event::Request(Box::new(expected_request()))]);
     let Event::Request(request) = &events[0] else {
         unreachable!()
     };
@@ -175,7 +175,7 @@ fn server_receives_valid_request_byte_by_byte() {
         server.receive_data(std::slice::from_ref(byte));
         events.extend(std::iter::from_fn(|| server.next_event()));
     }
-    assert_eq!(events, [Event::Request(expected_request())]);
+    assert_eq!(events, [Event::Request(Box::new(expected_request()))]);
     assert_eq!(server.state(), State::Connecting);
 }
 
@@ -185,7 +185,7 @@ fn server_receives_request_read_into_receive_buffer() {
     server.receive_buffer().extend_from_slice(&valid_request());
     assert_eq!(
         server.next_event(),
-        Some(Event::Request(expected_request()))
+        Some(Event::Request(Box::new(expected_request())))
     );
 }
 

@@ -355,7 +355,7 @@ impl ClientBuilder {
                 *proto.outgoing() = Outgoing::default();
                 let handshake = Handshake {
                     request,
-                    response: HandshakeResponse::Received(Box::new(response)),
+                    response: HandshakeResponse::Received(response),
                     peer_addr: peer,
                 };
                 return Ok(Opened::Connection(start(

@@ -258,7 +258,7 @@ pub(crate) async fn accept_on(
                 proto.receive_eof();
             }
             if let Some(Event::Request(request)) = proto.next_event() {
-                break request;
+                break *request;
             }
             if let Some(error) = proto.handshake_error() {
                 let error = error.clone();

@@ -72,6 +72,11 @@ pub(crate) struct ServeArgs {
 pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failure> {
     // `--echo` is the default mode; the flag lets scripts say so.
     let _ = args.echo;
+    // The signal handlers are installed before the URL is printed: whoever reads it may
+    // signal at once (a test, a script, the supervisor of `--processes` workers), and until
+    // they are installed SIGTERM or SIGINT would end the process without a shutdown.
+    let mut signal = Box::pin(sockjet::shutdown_signal());
+    let early_signal = poll_once(&mut signal).await;
     let server = bind(&args).await?;
     let scheme = if args.tls_cert.is_some() { "wss" } else { "ws" };
     let url = match server.listen_addr() {
@@ -105,6 +110,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failu
             },
         };
     tokio::pin!(serving);
+    let first_signal = async move {
+        match early_signal {
+            Some(signal) => signal,
+            None => signal.await,
+        }
+    };
     let accepting = |result: std::io::Result<()>| {
         result.map_err(|error| {
             Failure::new(format!("cannot accept connections: {}", io_message(&error)))
@@ -115,7 +126,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failu
             accepting(result)?;
             return Ok(std::process::ExitCode::SUCCESS);
         }
-        signal = sockjet::shutdown_signal() => {
+        signal = first_signal => {
             tracing::info!(%signal, "signal received");
             shutdown.shutdown();
         }
@@ -128,6 +139,18 @@ pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failu
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Polls `future` once, so that what it sets up when first polled is in place; returns its
+/// output if it is already done.
+async fn poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|context| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut *future).poll(context) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// Builds the server the arguments ask for and binds it.

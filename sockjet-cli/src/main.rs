@@ -16,6 +16,7 @@ mod insecure;
 mod policy;
 mod serve;
 mod serve_broadcast;
+mod serve_processes;
 
 use std::{
     io::{self, IsTerminal as _, Write as _},
@@ -72,6 +73,9 @@ enum Command {
     /// each connection on stderr. Ctrl-C or SIGTERM closes open connections with 1001
     /// (going away), waits for their closing handshakes (10 s at most) and exits. A plain
     /// `GET /healthz` is answered with 200 `ok`, before any origin or credential check.
+    ///
+    /// With --processes N, N worker processes share the port, and this one starts them,
+    /// forwards those signals to them and exits once they have all exited.
     Serve(serve::ServeArgs),
     /// Open an interactive WebSocket session.
     ///

@@ -1,19 +1,25 @@
 //! `sockjet serve`: an echo server over TCP, TLS or a Unix socket; with `--broadcast` a
-//! broadcast one (`serve_broadcast.rs`), with `--demo` the demo applications.
+//! broadcast one (`serve_broadcast.rs`), with `--demo` the demo applications; with
+//! `--processes N` in N processes that share the port (`serve_processes/`).
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 use sockjet::{Connection, ListenAddr, Server, ServerBuilder};
 
-use crate::{ConnectionArgs, Failure, io_message, parse_seconds, policy::PolicyArgs, print_line};
+use crate::{
+    ConnectionArgs, Failure, io_message, parse_seconds,
+    policy::PolicyArgs,
+    print_line,
+    serve_processes::{self, MAX_PROCESSES},
+};
 
 /// Arguments of `sockjet serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the URL printed shows which).
     #[arg(value_name = "ADDR", default_value = "127.0.0.1:8765")]
-    addr: String,
+    pub(crate) addr: String,
     /// Listen on a Unix domain socket at PATH instead of ADDR (removed on exit).
     #[arg(long, value_name = "PATH", conflicts_with = "addr")]
     unix: Option<PathBuf>,
@@ -34,6 +40,25 @@ pub(crate) struct ServeArgs {
     /// (redis://HOST:PORT).
     #[arg(long, value_name = "URL", requires = "demo")]
     redis: Option<String>,
+    /// Run N server processes that share ADDR's port (Linux: SO_REUSEPORT, and the kernel
+    /// spreads new connections over them). Each process has its own file-descriptor limit,
+    /// so N of them hold more connections than one can. Not with --unix, --demo or
+    /// --broadcast, whose state lives in one process; --max-connections and
+    /// --max-connections-per-ip apply to each process.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_PROCESSES)),
+        conflicts_with_all = ["unix", "demo", "broadcast"]
+    )]
+    pub(crate) processes: u16,
+    /// Run as a worker of the `--processes` supervisor with this process id.
+    #[arg(long, value_name = "PID", hide = true, requires = "worker_addr")]
+    worker_of: Option<u32>,
+    /// The worker's address, the supervisor's with its port, bound with SO_REUSEPORT.
+    #[arg(long, value_name = "ADDR", hide = true, requires = "worker_of")]
+    worker_addr: Option<SocketAddr>,
     /// Serve wss:// with this PEM certificate chain (the server's certificate first).
     #[arg(long, value_name = "FILE", requires = "tls_key", help_heading = "TLS")]
     tls_cert: Option<PathBuf>,
@@ -55,10 +80,11 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     policy: PolicyArgs,
     /// Answer new connections with 503 (and Retry-After) while N are open, handshakes
-    /// included.
+    /// included (in each process, with --processes).
     #[arg(long, value_name = "N", help_heading = "Limits")]
     max_connections: Option<usize>,
-    /// Answer new connections from an IP address with 429 while N from it are open.
+    /// Answer new connections from an IP address with 429 while N from it are open (in
+    /// each process, with --processes).
     #[arg(long, value_name = "N", help_heading = "Limits")]
     max_connections_per_ip: Option<usize>,
     /// Drop a client that has not finished its TLS and HTTP handshakes in SECS seconds.
@@ -72,15 +98,22 @@ pub(crate) struct ServeArgs {
 pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failure> {
     // `--echo` is the default mode; the flag lets scripts say so.
     let _ = args.echo;
+    match args.worker_of {
+        Some(supervisor) => serve_processes::become_worker(supervisor)?,
+        None if args.processes > 1 => return serve_processes::supervise(&args).await,
+        None => {}
+    }
+    // The signal handlers are installed before the URL is printed: whoever reads it may
+    // signal at once (a test, a script, the supervisor of `--processes` workers), and until
+    // they are installed SIGTERM or SIGINT would end the process without a shutdown.
+    let mut signal = Box::pin(sockjet::shutdown_signal());
+    let early_signal = poll_once(&mut signal).await;
     let server = bind(&args).await?;
-    let scheme = if args.tls_cert.is_some() { "wss" } else { "ws" };
-    let url = match server.listen_addr() {
-        ListenAddr::Tcp(addr) => format!("{scheme}://{addr}"),
-        // The form Node's `ws` uses for Unix sockets.
-        ListenAddr::Unix(path) => format!("{scheme}+unix://{}", path.display()),
-        other => other.to_string(),
-    };
-    print_line(&format!("listening on {url}"))?;
+    // A worker prints it too: its supervisor reads it to know the worker accepts.
+    print_line(&format!(
+        "listening on {}",
+        url(&args, &server.listen_addr())
+    ))?;
 
     let shutdown = server.shutdown_handle();
     let serving: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
@@ -105,6 +138,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failu
             },
         };
     tokio::pin!(serving);
+    let first_signal = async move {
+        match early_signal {
+            Some(signal) => signal,
+            None => signal.await,
+        }
+    };
     let accepting = |result: std::io::Result<()>| {
         result.map_err(|error| {
             Failure::new(format!("cannot accept connections: {}", io_message(&error)))
@@ -115,23 +154,68 @@ pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failu
             accepting(result)?;
             return Ok(std::process::ExitCode::SUCCESS);
         }
-        signal = sockjet::shutdown_signal() => {
+        signal = first_signal => {
             tracing::info!(%signal, "signal received");
             shutdown.shutdown();
         }
     }
+    // A worker of `--processes` waits, whatever comes: it may get SIGTERM more than once
+    // for one death of its supervisor (PR_SET_PDEATHSIG fires each time it is handed to
+    // another thread of the dying process), and a supervisor in a hurry kills it.
+    let second_signal: std::pin::Pin<Box<dyn Future<Output = sockjet::Signal> + Send>> =
+        match args.worker_of {
+            Some(_) => Box::pin(std::future::pending()),
+            None => Box::pin(sockjet::shutdown_signal()),
+        };
     // The library logs "shutting down", closes every connection with 1001 and waits.
     tokio::select! {
         result = serving => accepting(result)?,
-        signal = sockjet::shutdown_signal() => {
+        signal = second_signal => {
             tracing::warn!(%signal, "exiting without waiting for connections to close");
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// The URL of a server listening on `addr`.
+pub(crate) fn url(args: &ServeArgs, addr: &ListenAddr) -> String {
+    let scheme = if args.tls_cert.is_some() { "wss" } else { "ws" };
+    match addr {
+        ListenAddr::Tcp(addr) => format!("{scheme}://{addr}"),
+        // The form Node's `ws` uses for Unix sockets.
+        ListenAddr::Unix(path) => format!("{scheme}+unix://{}", path.display()),
+        other => other.to_string(),
+    }
+}
+
+/// Polls `future` once, so that what it sets up when first polled is in place; returns its
+/// output if it is already done.
+pub(crate) async fn poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|context| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut *future).poll(context) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
+
 /// Builds the server the arguments ask for and binds it.
 async fn bind(args: &ServeArgs) -> Result<Server, Failure> {
+    let builder = server_builder(args)?;
+    let (what, bound) = match (&args.unix, args.worker_addr) {
+        (Some(path), _) => (path.display().to_string(), unix(builder, path).await),
+        (None, Some(addr)) => (
+            addr.to_string(),
+            serve_processes::reuse_port_listener(addr).map(|listener| builder.listener(listener)),
+        ),
+        (None, None) => (args.addr.clone(), builder.bind(args.addr.as_str()).await),
+    };
+    bound.map_err(|error| Failure::new(format!("cannot listen on {what}: {}", io_message(&error))))
+}
+
+/// The server the arguments ask for, not yet bound.
+pub(crate) fn server_builder(args: &ServeArgs) -> Result<ServerBuilder, Failure> {
     let config = args
         .connection
         .config()
@@ -154,12 +238,7 @@ async fn bind(args: &ServeArgs) -> Result<Server, Failure> {
     if let Some(limit) = args.max_connections_per_ip {
         builder = builder.max_connections_per_ip(limit);
     }
-    builder = with_tls(builder, args)?;
-    let (what, bound) = match &args.unix {
-        Some(path) => (path.display().to_string(), unix(builder, path).await),
-        None => (args.addr.clone(), builder.bind(args.addr.as_str()).await),
-    };
-    bound.map_err(|error| Failure::new(format!("cannot listen on {what}: {}", io_message(&error))))
+    with_tls(builder, args)
 }
 
 fn with_tls(builder: ServerBuilder, args: &ServeArgs) -> Result<ServerBuilder, Failure> {

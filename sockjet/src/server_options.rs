@@ -1,5 +1,6 @@
 //! The [`ServerBuilder`] options of the server's transport and lifecycle: TLS, connection
-//! limits, the handshake timeout, graceful shutdown, and binding a Unix domain socket.
+//! limits, the handshake timeout, graceful shutdown, and binding a Unix domain socket or
+//! serving on a listener bound elsewhere.
 
 use std::{io, time::Duration};
 
@@ -152,5 +153,21 @@ impl ServerBuilder {
     pub async fn bind_unix(self, path: impl AsRef<std::path::Path>) -> io::Result<Server> {
         let listener = crate::listener::Listener::bind_unix(path.as_ref())?;
         Ok(Server::new(listener, self))
+    }
+
+    /// Serves on a TCP listener that is already bound and listening, instead of binding
+    /// one: for socket options [`bind`](Self::bind) does not set, such as `SO_REUSEPORT`
+    /// to share a port between processes (made with `socket2`, then converted with
+    /// [`TcpListener::from_std`](tokio::net::TcpListener::from_std)).
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let server = sockjet::Server::builder().listener(listener);
+    /// println!("listening on {}", server.local_addr());
+    /// # Ok(()) }
+    /// ```
+    pub fn listener(self, listener: tokio::net::TcpListener) -> Server {
+        Server::new(crate::listener::Listener::Tcp(listener), self)
     }
 }

@@ -4,6 +4,8 @@
 
 mod certificates;
 mod process;
+#[cfg(target_os = "linux")]
+pub mod procfs;
 mod temp_dir;
 
 use std::future::Future;

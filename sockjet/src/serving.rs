@@ -196,10 +196,13 @@ where
             peer = %PeerDisplay(peer),
             path = tracing::field::Empty
         );
-        let task = tokio::spawn(
+        // Boxed here: the connection's future (several hundred bytes) is then written once,
+        // instead of being moved through every layer of `spawn` and copied again at each
+        // change of the task's stage.
+        let task = tokio::spawn(Box::pin(
             serve_connection(accepted, peer, slot, handler.clone(), settings.clone())
                 .instrument(span),
-        );
+        ));
         tracker.set_task(index, task.abort_handle());
     }
 }

@@ -60,7 +60,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
     let stats = SharedStats::new();
     let mut interrupt = Interrupt::listen();
     let server_rss = |pid: u32| {
-        os::resident_bytes(pid).map_err(|error| {
+        os::tree_resident_bytes(pid).map_err(|error| {
             format!(
                 "cannot read the memory of process {pid}: {}",
                 io_message(&error)

@@ -178,6 +178,9 @@ pub(crate) struct BenchArgs {
     /// The server's process id (Linux only): report its CPU time in the measurement window
     /// (in all, in percent of one core, and per message or per cycle, from /proc/PID/stat)
     /// and its resident memory at the end; with --idle, its memory growth per connection.
+    /// The memory is that of PID and all its descendants (the sum of their VmRSS), so that
+    /// a server whose worker processes hold the connections under a supervisor (`sockjet
+    /// serve --processes`) is measured whole; the CPU time is PID's own.
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
 }
@@ -311,7 +314,7 @@ pub(crate) async fn run(args: BenchArgs, quiet: bool) -> Result<ExitCode, Failur
     if let Some(pid) = args.server_pid {
         // Fail now, not after the run, if the server cannot be measured.
         os::process_cpu_ticks(pid)
-            .and_then(|_| os::resident_bytes(pid))
+            .and_then(|_| os::tree_resident_bytes(pid))
             .map_err(|error| {
                 Failure::new(format!(
                     "cannot read the CPU time and memory of process {pid} (--server-pid): {}",

@@ -111,7 +111,7 @@ impl Window {
             let per_second = os::clock_ticks_per_second();
             ServerUse {
                 cpu: ticks.map(|ticks| Duration::from_secs_f64(ticks as f64 / per_second as f64)),
-                rss_bytes: os::resident_bytes(pid).ok(),
+                rss_bytes: os::tree_resident_bytes(pid).ok(),
             }
         });
         Self {

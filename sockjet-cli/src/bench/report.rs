@@ -43,7 +43,8 @@ use super::{Settings, open::OpenCounts, phases::Window, round, stats::SharedStat
 ///   received by one subscriber), in µs.
 /// - `server_rss_bytes`: with `--server-pid`: the server's resident memory at the end of
 ///   the measurement window (idle mode: once all connections were open and, when warmed,
-///   their echoes back), in bytes.
+///   their echoes back), in bytes: the sum of the `VmRSS` of the process and all its
+///   descendants (a supervisor's workers).
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
     pub(crate) mode: Mode,

@@ -118,6 +118,19 @@ pub(crate) struct OpenPlan {
     pub(crate) deflate: Option<DeflateConfig>,
     /// Longest connect and handshake of one connection.
     pub(crate) timeout: Duration,
+    /// Where these connections stand among all of the run's, when they are a load
+    /// process's share; `None`: they are all of them.
+    pub(crate) share: Option<Share>,
+}
+
+/// A load process's share of a run spread over several (`--idle N --processes P`):
+/// connections `first..first + count` of `total`.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) struct Share {
+    /// The run-wide index of the share's first connection.
+    pub(crate) first: usize,
+    /// Connections in the run, over all load processes.
+    pub(crate) total: usize,
 }
 
 /// Spawns one task per connection that opens it (waiting its turn among at most 256
@@ -148,7 +161,13 @@ where
             Arc::clone(&then),
         );
         tasks.spawn(async move {
-            let source = plan.target.source_for(index, plan.count);
+            // The run-wide index and count: the ports of a source address are the whole
+            // machine's, so a share must take its source addresses where one process
+            // holding every connection would.
+            let source = match plan.share {
+                Some(share) => plan.target.source_for(share.first + index, share.total),
+                None => plan.target.source_for(index, plan.count),
+            };
             let attempt = {
                 // The semaphore is never closed, so acquiring only fails in theory.
                 let _permit = permits.acquire().await;

@@ -184,16 +184,38 @@ pub(crate) async fn all_opened(
     stats: &SharedStats,
     interrupt: &mut Interrupt,
 ) -> Result<(), Failure> {
+    all_attempted(counts, requested, interrupt).await?;
+    any_opened(counts.opened(), requested, settings, stats)
+}
+
+/// Waits until every connection attempt ended; fails if Ctrl-C came first.
+pub(crate) async fn all_attempted(
+    counts: &OpenCounts,
+    requested: usize,
+    interrupt: &mut Interrupt,
+) -> Result<(), Failure> {
     tokio::select! {
-        () = counts.all_done() => {}
-        () = interrupt.wait() => {
-            return Err(Failure::new(format!(
-                "interrupted while opening connections ({} of {requested} open)",
-                counts.opened()
-            )));
-        }
+        () = counts.all_done() => Ok(()),
+        () = interrupt.wait() => Err(interrupted_opening(counts.opened(), requested)),
     }
-    if counts.opened() > 0 {
+}
+
+/// The failure of a run cut short by Ctrl-C while `opened` of `requested` connections
+/// were open.
+pub(crate) fn interrupted_opening(opened: usize, requested: usize) -> Failure {
+    Failure::new(format!(
+        "interrupted while opening connections ({opened} of {requested} open)"
+    ))
+}
+
+/// Fails, with the first reason, if none of the `requested` connections opened.
+pub(crate) fn any_opened(
+    opened: usize,
+    requested: usize,
+    settings: &Settings,
+    stats: &SharedStats,
+) -> Result<(), Failure> {
+    if opened > 0 {
         return Ok(());
     }
     let why = stats

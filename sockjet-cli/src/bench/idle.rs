@@ -44,7 +44,7 @@ use crate::{Failure, io_message};
 
 /// Time for the server's memory to settle after the last connection opened (and, when
 /// warming, the last echo came), before its resident size is read.
-const SETTLE: Duration = Duration::from_secs(1);
+pub(crate) const SETTLE: Duration = Duration::from_secs(1);
 
 /// Longest wait for the echo of a connection's one message, from when it was sent.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -140,6 +140,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
         server_rss_before_bytes: rss_before,
         server_rss_after_bytes: rss_after,
         server_rss_per_connection_bytes: rss_per_connection(rss_before, rss_after, counts.opened()),
+        processes_failed: 0,
     });
     Ok(report)
 }

@@ -41,7 +41,7 @@ pub(crate) fn raise_open_file_limit() -> io::Result<FileLimit> {
 }
 
 /// CPU time this process has used so far.
-#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CpuTime {
     /// Time running its own code.
     pub(crate) user: Duration,
@@ -50,6 +50,14 @@ pub(crate) struct CpuTime {
 }
 
 impl CpuTime {
+    /// This and `other` together (of two processes).
+    pub(crate) fn plus(self, other: Self) -> Self {
+        Self {
+            user: self.user + other.user,
+            system: self.system + other.system,
+        }
+    }
+
     /// The CPU time used between `earlier` and this.
     pub(crate) fn since(self, earlier: Self) -> Self {
         Self {

@@ -202,8 +202,8 @@ pub(crate) struct BenchArgs {
     /// (in all, in percent of one core, and per message or per cycle, from /proc/PID/stat)
     /// and its resident memory at the end; with --idle, its memory growth per connection.
     /// The memory is that of PID and all its descendants (the sum of their VmRSS), so that
-    /// a server whose worker processes hold the connections under a supervisor (`sockjet
-    /// serve --processes`) is measured whole; the CPU time is PID's own.
+    /// a server whose worker processes hold the connections under a supervisor is
+    /// measured whole; the CPU time is PID's own.
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
 }

@@ -94,13 +94,17 @@ enum Command {
     ///
     /// --connect-rate measures connections opened and closed per second; --idle N holds N
     /// connections open and, with --server-pid, reports the server's memory per
-    /// connection. Ctrl-C stops early and still prints the summary.
+    /// connection (that of the process and its descendants). Past one process's open-file
+    /// limit (or with --processes), --idle spreads its connections over several load
+    /// processes and reports them as one run. Ctrl-C stops early and still prints the
+    /// summary.
     #[command(after_help = "Examples:\n  \
         sockjet bench ws://127.0.0.1:8765                          # 100 connections, 16-byte text\n  \
         sockjet bench ws://127.0.0.1:8765 --depth 16 --size 1024 --compression\n  \
         sockjet bench ws://127.0.0.1:8765 --rate 50000 --json result.json\n  \
         sockjet bench ws://127.0.0.1:8765 --connect-rate --conns 50\n  \
-        sockjet bench ws://127.0.0.1:8765 --idle 10000 --server-pid 1234")]
+        sockjet bench ws://127.0.0.1:8765 --idle 10000 --server-pid 1234\n  \
+        sockjet bench ws://127.0.0.1:8765 --idle 50000 --processes 3 --server-pid 1234")]
     Bench(bench::BenchArgs),
 }
 

@@ -482,6 +482,9 @@ fn bad_arguments_are_refused() {
         &["--floor", "--connect-rate"],
         &["--floor", "--idle", "5"],
         &["--floor", "--compression"],
+        // Load processes are for idle connections only, and at least one.
+        &["--processes", "2"],
+        &["--idle", "5", "--processes", "0"],
     ] {
         let finished = bench(server_url, args);
         assert_eq!(finished.status.code(), Some(2), "{args:?}: {finished:#?}");

@@ -24,15 +24,17 @@ use tokio::{
     time::Sleep,
 };
 
+use tokio::task::JoinSet;
+
 use super::{
     CLOSE_TIMEOUT, GRACE, HANDSHAKE_TIMEOUT, Settings,
     dial::Opened,
     frames::{Compression, EncodedCache, EncodedMessage, PayloadKind, payload_variant},
     load::check_echo,
     notice,
-    open::{OpenPlan, spawn_openers},
+    open::{OpenCounts, OpenPlan, Share, spawn_openers},
     os,
-    phases::{Interrupt, Window, all_opened, join_until},
+    phases::{Interrupt, Window, all_attempted, any_opened, join_until},
     progress::{Progress, Status, opening_status},
     report::{self, Idle, Report, common_report},
     session::{Echo, Session},
@@ -42,7 +44,7 @@ use crate::{Failure, io_message};
 
 /// Time for the server's memory to settle after the last connection opened (and, when
 /// warming, the last echo came), before its resident size is read.
-const SETTLE: Duration = Duration::from_secs(1);
+pub(crate) const SETTLE: Duration = Duration::from_secs(1);
 
 /// Longest wait for the echo of a connection's one message, from when it was sent.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,88 +59,49 @@ const MAX_ECHOES_IN_FLIGHT: usize = 10_000;
 pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
     let args = &settings.args;
     let requested = args.connections();
-    let stats = SharedStats::new();
     let mut interrupt = Interrupt::listen();
-    let server_rss = |pid: u32| {
-        os::resident_bytes(pid).map_err(|error| {
-            format!(
-                "cannot read the memory of process {pid}: {}",
-                io_message(&error)
-            )
-        })
-    };
     let rss_before = args
         .server_pid
         .map(server_rss)
         .transpose()
         .map_err(Failure::new)?;
 
-    let warmup = args
-        .warms()
-        .then(|| Arc::new(Warmup::new(settings.kind, args.size())));
-    let (stop, stopped) = watch::channel(false);
-    let lost = Arc::new(AtomicUsize::new(0));
-    let plan = OpenPlan {
-        target: Arc::clone(&settings.target),
-        count: requested,
-        deflate: settings.deflate(),
-        timeout: HANDSHAKE_TIMEOUT,
-    };
-    let (mut holders, counts) = spawn_openers(plan, &stats, {
-        let (stats, lost, warmup) = (Arc::clone(&stats), Arc::clone(&lost), warmup.clone());
-        move |index, opened| {
-            hold(
-                opened,
-                stopped.clone(),
-                stats.recorder(index),
-                Arc::clone(&lost),
-                CLOSE_TIMEOUT,
-                warmup.clone(),
-            )
-        }
-    });
+    let mut connections = IdleConnections::start(settings, requested, None);
     let progress = Progress::start(settings.display, {
-        let counts = Arc::clone(&counts);
+        let counts = Arc::clone(&connections.counts);
         move || opening_status(&counts, requested)
     });
-    let all_open = all_opened(&counts, requested, settings, &stats, &mut interrupt).await;
+    let all_open = connections
+        .all_attempted(&mut interrupt)
+        .await
+        .and_then(|()| {
+            any_opened(
+                connections.counts.opened(),
+                requested,
+                settings,
+                &connections.stats,
+            )
+        });
     progress.finish();
     if let Err(failure) = all_open {
-        holders.abort_all();
+        connections.holders.abort_all();
         return Err(failure);
     }
-
-    // Every connection that opened has a holder, which ends its exchange one way or
-    // another (echo, timeout, failure): waiting for all of them is bounded.
-    let warm_time = match &warmup {
-        Some(warmup) => {
-            let connections = counts.opened();
-            let started = Instant::now();
-            warmup.start(connections);
-            let progress = Progress::start(settings.display, {
-                let warmup = Arc::clone(warmup);
-                move || warmup.status(connections)
-            });
-            tokio::select! {
-                () = warmup.all_ended(connections) => {}
-                () = interrupt.wait() => {}
-            }
-            progress.finish();
-            Some(started.elapsed())
-        }
-        None => None,
-    };
+    connections.warm(settings, &mut interrupt).await;
 
     let hold_start = Instant::now();
     let hold_end = hold_start + args.duration.max(SETTLE);
     let progress = Progress::start(settings.display, {
-        let (counts, lost) = (Arc::clone(&counts), Arc::clone(&lost));
+        let (counts, lost) = (
+            Arc::clone(&connections.counts),
+            Arc::clone(&connections.lost),
+        );
         move || {
-            let held = counts.opened().saturating_sub(lost.load(Ordering::Relaxed));
-            Status {
-                line: format!("holding {} idle connections", report::group(held as u64)),
-                timeline: Some((hold_start.elapsed(), hold_end - hold_start)),
-            }
+            holding_status(
+                counts.opened().saturating_sub(lost.load(Ordering::Relaxed)),
+                hold_start,
+                hold_end,
+            )
         }
     });
     let mut rss_after = None;
@@ -158,32 +121,178 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
     // The server's memory was read above; its CPU time while idle is not measured (the
     // window started before the settling pause).
     let window = Window::wait(hold_start, hold_end, None, &mut interrupt).await;
-    let held = counts.opened().saturating_sub(lost.load(Ordering::Relaxed));
-    let _ = stop.send(true);
-    join_until(
-        &mut holders,
-        Instant::now() + CLOSE_TIMEOUT + GRACE,
-        &mut interrupt,
-    )
-    .await;
+    let held = connections.close(&mut interrupt).await;
     progress.finish();
 
-    let mut report = common_report(settings, &stats, requested, Some(&counts), &window);
+    let stats = &connections.stats;
+    let counts = &connections.counts;
+    let mut report = common_report(settings, stats, requested, Some(counts), &window);
     report.server_rss_bytes = rss_after;
-    let opened = counts.opened() as f64;
+    let warmup = connections.warmup.as_ref();
     report.idle = Some(Idle {
         held: held as u64,
         warmed: warmup.is_some(),
-        messages_sent: warmup.as_ref().map_or(0, |warmup| warmup.sent() as u64),
-        echoes_received: warmup.as_ref().map_or(0, |warmup| warmup.echoed() as u64),
-        warm_s: warm_time.map(|time| super::round(time.as_secs_f64(), 3)),
+        messages_sent: warmup.map_or(0, |warmup| warmup.sent() as u64),
+        echoes_received: warmup.map_or(0, |warmup| warmup.echoed() as u64),
+        warm_s: connections
+            .warm_time
+            .map(|time| super::round(time.as_secs_f64(), 3)),
         server_rss_before_bytes: rss_before,
         server_rss_after_bytes: rss_after,
-        server_rss_per_connection_bytes: rss_before
-            .zip(rss_after)
-            .map(|(before, after)| super::round((after as f64 - before as f64) / opened, 1)),
+        server_rss_per_connection_bytes: rss_per_connection(rss_before, rss_after, counts.opened()),
+        processes_failed: 0,
     });
     Ok(report)
+}
+
+/// The resident memory of the server `pid` and its descendants, or why it cannot be
+/// read.
+pub(crate) fn server_rss(pid: u32) -> Result<u64, String> {
+    os::tree_resident_bytes(pid).map_err(|error| {
+        format!(
+            "cannot read the memory of process {pid}: {}",
+            io_message(&error)
+        )
+    })
+}
+
+/// The server's memory growth per connection opened, if both readings were had.
+pub(crate) fn rss_per_connection(
+    before: Option<u64>,
+    after: Option<u64>,
+    opened: usize,
+) -> Option<f64> {
+    before
+        .zip(after)
+        .map(|(before, after)| super::round((after as f64 - before as f64) / opened as f64, 1))
+}
+
+/// The status line while `held` connections are held, from `start` to `end`.
+pub(crate) fn holding_status(held: usize, start: Instant, end: Instant) -> Status {
+    Status {
+        line: format!("holding {} idle connections", report::group(held as u64)),
+        timeline: Some((start.elapsed(), end - start)),
+    }
+}
+
+/// The connections of an idle run (or of a load process's share of one): opening, then
+/// warmed if asked, then held by one task each until [`close`](Self::close).
+#[derive(Debug)]
+pub(crate) struct IdleConnections {
+    /// Their statistics.
+    pub(crate) stats: Arc<SharedStats>,
+    /// How many opened and failed so far.
+    pub(crate) counts: Arc<OpenCounts>,
+    /// The one message each exchanges before the hold, if any.
+    pub(crate) warmup: Option<Arc<Warmup>>,
+    /// How long that exchange took, once done.
+    pub(crate) warm_time: Option<Duration>,
+    /// One task per connection: it opens, warms, holds and closes it.
+    holders: JoinSet<()>,
+    /// Connections that ended before the close.
+    lost: Arc<AtomicUsize>,
+    /// Turned true to close them all.
+    stop: watch::Sender<bool>,
+    /// Attempts to wait for.
+    requested: usize,
+}
+
+impl IdleConnections {
+    /// Starts opening `requested` connections (the load process's `share` of the run's,
+    /// if given), each held once open.
+    pub(crate) fn start(settings: &Settings, requested: usize, share: Option<Share>) -> Self {
+        let args = &settings.args;
+        let stats = SharedStats::new();
+        let warmup = args
+            .warms()
+            .then(|| Arc::new(Warmup::new(settings.kind, args.size())));
+        let (stop, stopped) = watch::channel(false);
+        let lost = Arc::new(AtomicUsize::new(0));
+        let plan = OpenPlan {
+            target: Arc::clone(&settings.target),
+            count: requested,
+            deflate: settings.deflate(),
+            timeout: HANDSHAKE_TIMEOUT,
+            share,
+        };
+        let (holders, counts) = spawn_openers(plan, &stats, {
+            let (stats, lost, warmup) = (Arc::clone(&stats), Arc::clone(&lost), warmup.clone());
+            move |index, opened| {
+                hold(
+                    opened,
+                    stopped.clone(),
+                    stats.recorder(index),
+                    Arc::clone(&lost),
+                    CLOSE_TIMEOUT,
+                    warmup.clone(),
+                )
+            }
+        });
+        Self {
+            stats,
+            counts,
+            warmup,
+            warm_time: None,
+            holders,
+            lost,
+            stop,
+            requested,
+        }
+    }
+
+    /// Waits until every connection attempt ended; fails if `interrupt` came first (the
+    /// connections are then dropped).
+    pub(crate) async fn all_attempted(&mut self, interrupt: &mut Interrupt) -> Result<(), Failure> {
+        let result = all_attempted(&self.counts, self.requested, interrupt).await;
+        if result.is_err() {
+            self.holders.abort_all();
+        }
+        result
+    }
+
+    /// With a warm-up, has every connection that opened exchange its message, showing
+    /// progress, until all are done or `interrupt` comes.
+    pub(crate) async fn warm(&mut self, settings: &Settings, interrupt: &mut Interrupt) {
+        let Some(warmup) = &self.warmup else {
+            return;
+        };
+        // Every connection that opened has a holder, which ends its exchange one way or
+        // another (echo, timeout, failure): waiting for all of them is bounded.
+        let connections = self.counts.opened();
+        let started = Instant::now();
+        warmup.start(connections);
+        let progress = Progress::start(settings.display, {
+            let warmup = Arc::clone(warmup);
+            move || warmup.status(connections)
+        });
+        tokio::select! {
+            () = warmup.all_ended(connections) => {}
+            () = interrupt.wait() => {}
+        }
+        progress.finish();
+        self.warm_time = Some(started.elapsed());
+    }
+
+    /// Connections open now.
+    pub(crate) fn held(&self) -> usize {
+        self.counts
+            .opened()
+            .saturating_sub(self.lost.load(Ordering::Relaxed))
+    }
+
+    /// Closes every connection (within [`CLOSE_TIMEOUT`], or until `interrupt`); returns
+    /// how many were still open when told to.
+    pub(crate) async fn close(&mut self, interrupt: &mut Interrupt) -> usize {
+        let held = self.held();
+        let _ = self.stop.send(true);
+        join_until(
+            &mut self.holders,
+            Instant::now() + CLOSE_TIMEOUT + GRACE,
+            interrupt,
+        )
+        .await;
+        held
+    }
 }
 
 /// The one message every connection exchanges before the hold, and how far they are.

@@ -46,6 +46,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
         count: requested,
         deflate: settings.deflate(),
         timeout: HANDSHAKE_TIMEOUT,
+        share: None,
     };
     let (connections, counts) = open_all(plan, settings, &stats, &mut interrupt).await?;
 

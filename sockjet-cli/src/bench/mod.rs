@@ -17,16 +17,22 @@
 //! CPU use so that a user can tell when it saturates anyway.
 //!
 //! Files: `mod.rs` the arguments and the run; `load.rs`, `connect_rate.rs`, `idle.rs` and
-//! `fanout/` the four modes; `open.rs` and `dial.rs` opening connections; `session.rs` one
-//! connection's I/O, with `frames.rs` (what it writes) and `reader.rs` (what it reads);
-//! `stats.rs` the counters and histograms; `phases.rs` the phases of a run; `progress.rs`
-//! the live display; `report.rs` the summary and JSON; `os.rs` the system calls.
+//! `fanout/` the four modes; `idle_processes.rs` (the parent), `idle_worker.rs` (a load
+//! process) and `idle_wire.rs` (what they say) idle connections over several processes,
+//! past one process's open-file limit; `open.rs` and `dial.rs` opening connections;
+//! `session.rs` one connection's I/O, with `frames.rs` (what it writes) and `reader.rs`
+//! (what it reads); `stats.rs` the counters and histograms; `phases.rs` the phases of a
+//! run; `progress.rs` the live display; `report.rs` the summary and JSON; `os.rs` the
+//! system calls.
 
 mod connect_rate;
 mod dial;
 mod fanout;
 mod frames;
 mod idle;
+mod idle_processes;
+mod idle_wire;
+mod idle_worker;
 mod load;
 mod open;
 mod os;
@@ -51,6 +57,7 @@ use clap::Args;
 use self::{
     dial::Target,
     frames::PayloadKind,
+    idle_worker::WorkerSlice,
     progress::Display,
     report::{Mode, Parameters},
 };
@@ -139,6 +146,22 @@ pub(crate) struct BenchArgs {
     /// and waits for its echo, as with --compression, but uncompressed.
     #[arg(long, requires = "idle")]
     warm: bool,
+    /// With --idle: spread the connections over P load processes (this executable run
+    /// again), each under its own open-file limit, with the source addresses one process
+    /// would use; the report is of them all. Default: as few as that limit requires (1 when
+    /// one process can hold all N).
+    #[arg(long, value_name = "P", value_parser = parse_count, requires = "idle")]
+    processes: Option<usize>,
+    /// A load process's share of an --idle run: connections START..START+COUNT of TOTAL,
+    /// reported to the parent on stdout until `close` on stdin (see `idle_worker.rs`).
+    #[arg(
+        long,
+        hide = true,
+        value_name = "START/COUNT/TOTAL",
+        requires = "idle",
+        conflicts_with_all = ["processes", "server_pid", "json"]
+    )]
+    worker_slice: Option<WorkerSlice>,
     /// The server is a plain TCP echo that returns our own frames as they are, masked
     /// (bench/peers' `tcp_echo`): the kernel's floor, against which a WebSocket server's
     /// cost per message compares. Accepts masked frames from the server, counts their
@@ -178,6 +201,9 @@ pub(crate) struct BenchArgs {
     /// The server's process id (Linux only): report its CPU time in the measurement window
     /// (in all, in percent of one core, and per message or per cycle, from /proc/PID/stat)
     /// and its resident memory at the end; with --idle, its memory growth per connection.
+    /// The memory is that of PID and all its descendants (the sum of their VmRSS), so that
+    /// a server whose worker processes hold the connections under a supervisor is
+    /// measured whole; the CPU time is PID's own.
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
 }
@@ -238,6 +264,13 @@ impl BenchArgs {
         if self.fanout.is_some() && self.fanout_timeout.is_zero() {
             return Err(Failure::new("--fanout-timeout must be more than 0"));
         }
+        if let (Some(slice), Some(idle)) = (self.worker_slice, self.idle)
+            && slice.total != idle
+        {
+            return Err(Failure::new(
+                "--worker-slice must be of --idle's connections",
+            ));
+        }
         if self.idle.is_some() && !self.warms() && (self.size.is_some() || self.text || self.binary)
         {
             return Err(Failure::new(
@@ -270,6 +303,9 @@ pub(crate) struct Settings {
     display: Display,
     /// Worker threads of the runtime.
     threads: usize,
+    /// Load processes of the run: more than 1 only for --idle beyond one process's
+    /// open-file limit, or with --processes.
+    processes: usize,
 }
 
 impl Settings {
@@ -295,6 +331,7 @@ impl Settings {
             warm: args.warms(),
             server_pid: args.server_pid,
             threads: self.threads,
+            processes: self.processes,
         }
     }
 
@@ -308,10 +345,30 @@ impl Settings {
 pub(crate) async fn run(args: BenchArgs, quiet: bool) -> Result<ExitCode, Failure> {
     args.check()?;
     let target = Arc::new(Target::resolve(&args.url).await?);
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
+    let kind = if args.binary {
+        PayloadKind::Binary
+    } else {
+        PayloadKind::Text
+    };
+    if let Some(slice) = args.worker_slice {
+        // A load process: it reports to its parent on stdout, and shows nothing.
+        let _ = os::raise_open_file_limit();
+        let settings = Settings {
+            target,
+            mode: Mode::Idle,
+            kind,
+            display: Display::Quiet,
+            threads,
+            processes: 1,
+            args,
+        };
+        return idle_worker::run(&settings, slice).await;
+    }
     if let Some(pid) = args.server_pid {
         // Fail now, not after the run, if the server cannot be measured.
         os::process_cpu_ticks(pid)
-            .and_then(|_| os::resident_bytes(pid))
+            .and_then(|_| os::tree_resident_bytes(pid))
             .map_err(|error| {
                 Failure::new(format!(
                     "cannot read the CPU time and memory of process {pid} (--server-pid): {}",
@@ -325,22 +382,20 @@ pub(crate) async fn run(args: BenchArgs, quiet: bool) -> Result<ExitCode, Failur
         None => None,
     };
     let display = Display::for_stderr(quiet);
-    check_file_limit(args.connections(), display);
+    let processes = plan_processes(&args, display);
     let settings = Settings {
         target,
         mode: args.mode(),
-        kind: if args.binary {
-            PayloadKind::Binary
-        } else {
-            PayloadKind::Text
-        },
+        kind,
         display,
-        threads: tokio::runtime::Handle::current().metrics().num_workers(),
+        threads,
+        processes,
         args,
     };
     let report = match settings.mode {
         Mode::Echo => load::run(&settings).await,
         Mode::ConnectRate => connect_rate::run(&settings).await,
+        Mode::Idle if processes > 1 => idle_processes::run(&settings, processes).await,
         Mode::Idle => idle::run(&settings).await,
         Mode::Fanout => fanout::run(&settings).await,
     };
@@ -373,25 +428,48 @@ fn json_failure(path: &Path, error: &io::Error) -> Failure {
     ))
 }
 
-/// Raises the open-file limit as far as allowed, and says so when it is still below what
-/// `connections` need (one descriptor each, plus a few for the process).
-fn check_file_limit(connections: usize, display: Display) {
-    let needed = connections as u64 + 64;
-    match os::raise_open_file_limit() {
-        Ok(limit) if limit.soft < needed => notice(
+/// Raises the open-file limit as far as allowed and chooses the run's load processes:
+/// more than one only with --idle, as --processes asks or as many as the limit requires.
+/// Says so when the limit is still below what each process needs (one descriptor per
+/// connection, plus a few).
+fn plan_processes(args: &BenchArgs, display: Display) -> usize {
+    let limit = os::raise_open_file_limit()
+        .map_err(|error| {
+            notice(
+                display,
+                &format!("cannot read the open-file limit: {}", io_message(&error)),
+            );
+        })
+        .ok();
+    let connections = args.connections();
+    let processes = match args.mode() {
+        Mode::Idle => idle_processes::process_count(
+            connections,
+            args.processes,
+            limit.map(|limit| limit.soft),
+        ),
+        Mode::Echo | Mode::ConnectRate | Mode::Fanout => 1,
+    };
+    let each = connections.div_ceil(processes);
+    let needed = (each + idle_processes::FD_MARGIN) as u64;
+    if let Some(limit) = limit
+        && limit.soft < needed
+    {
+        let per_process = match processes {
+            1 => String::new(),
+            _ => " per load process".to_owned(),
+        };
+        notice(
             display,
             &format!(
-                "the open-file limit is {} (hard limit {}), too low for {connections} \
-                 connections; raise it with `ulimit -n` or expect failures",
+                "the open-file limit is {} (hard limit {}), too low for {each} \
+                 connections{per_process}; raise it with `ulimit -n`, use more --processes, \
+                 or expect failures",
                 limit.soft, limit.hard
             ),
-        ),
-        Ok(_) => {}
-        Err(error) => notice(
-            display,
-            &format!("cannot read the open-file limit: {}", io_message(&error)),
-        ),
+        );
     }
+    processes
 }
 
 /// Prints a note on stderr, unless quiet.

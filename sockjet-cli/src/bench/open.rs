@@ -1,6 +1,7 @@
 //! Opening many connections at once, with a bounded number of handshakes in flight.
 
 use std::{
+    net::IpAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -70,6 +71,26 @@ impl OpenCounts {
             .clone()
     }
 
+    /// The counts of a run whose attempts all ended elsewhere (in load processes):
+    /// `opened` and `failed` of `opened + failed` requested, permessage-deflate accepted
+    /// on `compressed`, the server's first `extensions` answer.
+    pub(crate) fn ended(
+        opened: usize,
+        failed: usize,
+        compressed: usize,
+        extensions: Option<String>,
+    ) -> Self {
+        Self {
+            opened: AtomicUsize::new(opened),
+            failed: AtomicUsize::new(failed),
+            compressed: AtomicUsize::new(compressed),
+            extensions: Mutex::new(extensions),
+            requested: opened + failed,
+            ended: AtomicUsize::new(opened + failed),
+            all_done: Notify::new(),
+        }
+    }
+
     /// Waits until every attempt has ended.
     pub(crate) async fn all_done(&self) {
         if self.requested > 0 {
@@ -118,10 +139,37 @@ pub(crate) struct OpenPlan {
     pub(crate) deflate: Option<DeflateConfig>,
     /// Longest connect and handshake of one connection.
     pub(crate) timeout: Duration,
+    /// Where these connections stand among all of the run's, when they are a load
+    /// process's share; `None`: they are all of them.
+    pub(crate) share: Option<Share>,
+}
+
+impl OpenPlan {
+    /// The source address of connection `index` of the plan (see
+    /// [`Target::source_for`]). A share's connections are numbered run-wide: the ports of
+    /// a source address are the whole machine's, so a share takes its source addresses
+    /// where one process holding every connection would.
+    pub(crate) fn source_for(&self, index: usize) -> Option<IpAddr> {
+        match self.share {
+            Some(share) => self.target.source_for(share.first + index, share.total),
+            None => self.target.source_for(index, self.count),
+        }
+    }
+}
+
+/// A load process's share of a run spread over several (`--idle N --processes P`):
+/// connections `first..first + count` of `total`.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) struct Share {
+    /// The run-wide index of the share's first connection.
+    pub(crate) first: usize,
+    /// Connections in the run, over all load processes.
+    pub(crate) total: usize,
 }
 
 /// Spawns one task per connection that opens it (waiting its turn among at most 256
-/// handshakes), records its connect time or failure, then runs `then(index, opened)`.
+/// handshakes; a share, among its part of them), records its connect time or failure,
+/// then runs `then(index, opened)`.
 /// The returned tasks end when their `then` does.
 pub(crate) fn spawn_openers<F, Fut>(
     plan: OpenPlan,
@@ -136,7 +184,13 @@ where
         requested: plan.count,
         ..OpenCounts::default()
     });
-    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
+    // A share takes its part of the handshakes in flight, so that the server sees no more
+    // at once from all load processes than from one.
+    let in_flight = match plan.share {
+        Some(share) => (MAX_CONCURRENT_HANDSHAKES * plan.count / share.total.max(1)).max(1),
+        None => MAX_CONCURRENT_HANDSHAKES,
+    };
+    let permits = Arc::new(Semaphore::new(in_flight));
     let then = Arc::new(then);
     let mut tasks = JoinSet::new();
     for index in 0..plan.count {
@@ -148,7 +202,7 @@ where
             Arc::clone(&then),
         );
         tasks.spawn(async move {
-            let source = plan.target.source_for(index, plan.count);
+            let source = plan.source_for(index);
             let attempt = {
                 // The semaphore is never closed, so acquiring only fails in theory.
                 let _permit = permits.acquire().await;
@@ -203,4 +257,48 @@ pub(crate) async fn open_all(
         connections.push(connection);
     }
     Ok((connections, counts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn shares_take_the_source_addresses_of_one_process() {
+        let target = Arc::new(Target::resolve("ws://127.0.0.1:9").await.unwrap());
+        let whole = OpenPlan {
+            target,
+            count: 50_000,
+            deflate: None,
+            timeout: Duration::from_secs(1),
+            share: None,
+        };
+        // The second of three load processes: connections 16,666..33,333.
+        let share = OpenPlan {
+            count: 16_667,
+            share: Some(Share {
+                first: 16_666,
+                total: 50_000,
+            }),
+            ..whole.clone()
+        };
+        for index in [0, 3_333, 3_334, 16_666] {
+            assert_eq!(
+                share.source_for(index),
+                whole.source_for(16_666 + index),
+                "{index}"
+            );
+        }
+        assert_ne!(share.source_for(0), share.source_for(16_666));
+        // A small run lets the kernel choose, shared or not.
+        let small = OpenPlan {
+            count: 100,
+            share: Some(Share {
+                first: 100,
+                total: 300,
+            }),
+            ..whole
+        };
+        assert_eq!(small.source_for(5), None);
+    }
 }

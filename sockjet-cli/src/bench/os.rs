@@ -41,7 +41,7 @@ pub(crate) fn raise_open_file_limit() -> io::Result<FileLimit> {
 }
 
 /// CPU time this process has used so far.
-#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CpuTime {
     /// Time running its own code.
     pub(crate) user: Duration,
@@ -50,6 +50,14 @@ pub(crate) struct CpuTime {
 }
 
 impl CpuTime {
+    /// This and `other` together (of two processes).
+    pub(crate) fn plus(self, other: Self) -> Self {
+        Self {
+            user: self.user + other.user,
+            system: self.system + other.system,
+        }
+    }
+
     /// The CPU time used between `earlier` and this.
     pub(crate) fn since(self, earlier: Self) -> Self {
         Self {
@@ -89,6 +97,68 @@ pub(crate) fn cpu_time() -> Option<CpuTime> {
 pub(crate) fn resident_bytes(pid: u32) -> io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     parse_vm_rss(&status).ok_or_else(|| io::Error::other("no VmRSS in /proc/PID/status"))
+}
+
+/// The resident memory of process `pid` and all its descendants, in bytes: the sum of
+/// their `VmRSS`. A server may be a supervisor whose worker processes hold the
+/// connections; one without children reads as [`resident_bytes`]. Pages shared between
+/// the processes (the executable's, say) count once per process, which a difference of
+/// two readings (growth per connection) cancels out.
+///
+/// # Errors
+///
+/// If `pid`'s own memory cannot be read (see [`resident_bytes`]); a descendant that exits
+/// meanwhile just counts for nothing.
+pub(crate) fn tree_resident_bytes(pid: u32) -> io::Result<u64> {
+    let own = resident_bytes(pid)?;
+    let descendants = descendants_in(&process_parents(), pid);
+    Ok(descendants
+        .into_iter()
+        .filter_map(|child| resident_bytes(child).ok())
+        .fold(own, u64::saturating_add))
+}
+
+/// Every process and its parent, from `/proc/*/stat` (Linux; empty elsewhere). Scanning
+/// works on every kernel, where `/proc/PID/task/TID/children` needs
+/// `CONFIG_PROC_CHILDREN`; a process that exits during the scan is skipped.
+fn process_parents() -> Vec<(u32, u32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, parse_stat_ppid(&stat)?))
+        })
+        .collect()
+}
+
+/// The descendants of `root` (children, their children, ...) in a list of
+/// `(pid, parent pid)`, without `root` itself.
+fn descendants_in(parents: &[(u32, u32)], root: u32) -> Vec<u32> {
+    let mut found = vec![root];
+    // Each round looks at the processes found in the previous one; a pid is taken once,
+    // so even a list with a cycle in it (pids reused while scanning) ends.
+    let mut next = 0;
+    while next < found.len() {
+        let parent = found[next];
+        next += 1;
+        for &(pid, ppid) in parents {
+            if ppid == parent && !found.contains(&pid) {
+                found.push(pid);
+            }
+        }
+    }
+    found.remove(0);
+    found
+}
+
+/// The parent pid (field 4) of a `/proc/PID/stat` line.
+fn parse_stat_ppid(stat: &str) -> Option<u32> {
+    // As in `parse_stat_cpu_ticks`: the fields after the command name's last `)`.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// CPU time of process `pid` (all its threads, user plus system), in clock ticks:
@@ -162,6 +232,69 @@ mod tests {
         assert_eq!(parse_stat_cpu_ticks(stat), Some(281));
         assert_eq!(parse_stat_cpu_ticks("4242 (short) S 1 2"), None);
         assert_eq!(parse_stat_cpu_ticks("no name"), None);
+    }
+
+    #[test]
+    fn stat_ppid_is_field_four() {
+        let stat = "4242 (my (app) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 31";
+        assert_eq!(parse_stat_ppid(stat), Some(17));
+        assert_eq!(parse_stat_ppid("4242 (short) S"), None);
+    }
+
+    #[test]
+    fn descendants_are_found_at_every_depth() {
+        // 1 -> 10 -> (11, 12), 12 -> 13; 20 is elsewhere; 30 and 31 parent each other.
+        let parents = [
+            (10, 1),
+            (11, 10),
+            (12, 10),
+            (13, 12),
+            (20, 1),
+            (30, 31),
+            (31, 30),
+        ];
+        assert_eq!(descendants_in(&parents, 10), vec![11, 12, 13]);
+        assert_eq!(descendants_in(&parents, 13), Vec::<u32>::new());
+        assert_eq!(descendants_in(&parents, 30), vec![31]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_process_trees_memory_sums_its_processes() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let child_pid = child.id();
+        let own = std::process::id();
+        // A leaf reads as itself. The child may still be loading (its memory growing)
+        // right after the spawn: read until two readings agree, a bounded number of times.
+        let mut leaf = None;
+        for _ in 0..50 {
+            let (single, tree) = (resident_bytes(child_pid), tree_resident_bytes(child_pid));
+            if let (Ok(single), Ok(tree)) = (single, tree)
+                && single == tree
+            {
+                leaf = Some(single);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let descendants = descendants_in(&process_parents(), own);
+        let own_rss = resident_bytes(own).unwrap();
+        let tree = tree_resident_bytes(own).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        let child_rss = leaf.expect("the child's memory reads the same alone and as a tree");
+        assert!(child_rss > 0);
+        assert!(descendants.contains(&child_pid), "{descendants:?}");
+        // The test process's tree holds its own memory and the child's (other tests'
+        // allocations may come and go meanwhile, hence the slack).
+        assert!(
+            tree >= own_rss / 2 + child_rss,
+            "{tree} {own_rss} {child_rss}"
+        );
+        assert!(tree_resident_bytes(u32::MAX).is_err(), "no such process");
     }
 
     #[cfg(target_os = "linux")]

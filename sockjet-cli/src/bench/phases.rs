@@ -37,6 +37,13 @@ impl Interrupt {
         Self(receiver)
     }
 
+    /// An interrupt that comes when `receiver` turns true rather than at Ctrl-C: a load
+    /// process's, which its parent stops. Its sender must live as long as it: the
+    /// sender's end would look like an interrupt.
+    pub(crate) fn from_watch(receiver: watch::Receiver<bool>) -> Self {
+        Self(receiver)
+    }
+
     /// Waits for Ctrl-C.
     pub(crate) async fn wait(&mut self) {
         let _ = self.0.wait_for(|interrupted| *interrupted).await;
@@ -111,7 +118,7 @@ impl Window {
             let per_second = os::clock_ticks_per_second();
             ServerUse {
                 cpu: ticks.map(|ticks| Duration::from_secs_f64(ticks as f64 / per_second as f64)),
-                rss_bytes: os::resident_bytes(pid).ok(),
+                rss_bytes: os::tree_resident_bytes(pid).ok(),
             }
         });
         Self {
@@ -130,19 +137,7 @@ impl Window {
 
     /// The CPU use for the report.
     pub(crate) fn cpu_report(&self, threads: usize) -> Option<Cpu> {
-        let cpu = self.cpu?;
-        let seconds = self.seconds();
-        let used = (cpu.user + cpu.system).as_secs_f64();
-        Some(Cpu {
-            user_s: round(cpu.user.as_secs_f64(), 3),
-            system_s: round(cpu.system.as_secs_f64(), 3),
-            percent_of_one_core: if seconds > 0.0 {
-                round(used / seconds * 100.0, 1)
-            } else {
-                0.0
-            },
-            threads,
-        })
+        Some(cpu_report(self.cpu?, self.seconds(), threads))
     }
 
     /// The server's CPU time in the window in seconds, if known.
@@ -155,6 +150,21 @@ impl Window {
     pub(crate) fn server_cpu_per_op_us(&self, operations: u64) -> Option<f64> {
         let seconds = self.server_cpu_seconds()?;
         (operations > 0).then(|| round(seconds * 1e6 / operations as f64, 3))
+    }
+}
+
+/// The report of `cpu` used in `seconds` by `threads` threads.
+pub(crate) fn cpu_report(cpu: CpuTime, seconds: f64, threads: usize) -> Cpu {
+    let used = (cpu.user + cpu.system).as_secs_f64();
+    Cpu {
+        user_s: round(cpu.user.as_secs_f64(), 3),
+        system_s: round(cpu.system.as_secs_f64(), 3),
+        percent_of_one_core: if seconds > 0.0 {
+            round(used / seconds * 100.0, 1)
+        } else {
+            0.0
+        },
+        threads,
     }
 }
 
@@ -184,16 +194,38 @@ pub(crate) async fn all_opened(
     stats: &SharedStats,
     interrupt: &mut Interrupt,
 ) -> Result<(), Failure> {
+    all_attempted(counts, requested, interrupt).await?;
+    any_opened(counts.opened(), requested, settings, stats)
+}
+
+/// Waits until every connection attempt ended; fails if Ctrl-C came first.
+pub(crate) async fn all_attempted(
+    counts: &OpenCounts,
+    requested: usize,
+    interrupt: &mut Interrupt,
+) -> Result<(), Failure> {
     tokio::select! {
-        () = counts.all_done() => {}
-        () = interrupt.wait() => {
-            return Err(Failure::new(format!(
-                "interrupted while opening connections ({} of {requested} open)",
-                counts.opened()
-            )));
-        }
+        () = counts.all_done() => Ok(()),
+        () = interrupt.wait() => Err(interrupted_opening(counts.opened(), requested)),
     }
-    if counts.opened() > 0 {
+}
+
+/// The failure of a run cut short by Ctrl-C while `opened` of `requested` connections
+/// were open.
+pub(crate) fn interrupted_opening(opened: usize, requested: usize) -> Failure {
+    Failure::new(format!(
+        "interrupted while opening connections ({opened} of {requested} open)"
+    ))
+}
+
+/// Fails, with the first reason, if none of the `requested` connections opened.
+pub(crate) fn any_opened(
+    opened: usize,
+    requested: usize,
+    settings: &Settings,
+    stats: &SharedStats,
+) -> Result<(), Failure> {
+    if opened > 0 {
         return Ok(());
     }
     let why = stats

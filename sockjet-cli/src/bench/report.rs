@@ -43,7 +43,8 @@ use super::{Settings, open::OpenCounts, phases::Window, round, stats::SharedStat
 ///   received by one subscriber), in µs.
 /// - `server_rss_bytes`: with `--server-pid`: the server's resident memory at the end of
 ///   the measurement window (idle mode: once all connections were open and, when warmed,
-///   their echoes back), in bytes.
+///   their echoes back), in bytes: the sum of the `VmRSS` of the process and all its
+///   descendants (a supervisor's workers).
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
     pub(crate) mode: Mode,
@@ -109,7 +110,10 @@ pub(crate) enum Mode {
 /// - `warm`: idle mode: whether each connection exchanges one message of `size` bytes
 ///   before the hold (`--warm`, or `--compression`); `false` in the other modes.
 /// - `server_pid`: the server process whose CPU time and memory were read, or `null`.
-/// - `threads`: worker threads of the load tool.
+/// - `threads`: worker threads of the load tool (with several load processes, of all of
+///   them).
+/// - `processes`: load processes: more than 1 in idle mode with `--processes`, or when
+///   the connections exceed one process's open-file limit.
 #[derive(Debug, Serialize)]
 pub(crate) struct Parameters {
     pub(crate) conns: usize,
@@ -129,6 +133,7 @@ pub(crate) struct Parameters {
     pub(crate) warm: bool,
     pub(crate) server_pid: Option<u32>,
     pub(crate) threads: usize,
+    pub(crate) processes: usize,
 }
 
 /// Connections opened (`connections` in the JSON report).
@@ -208,6 +213,9 @@ pub(crate) struct Cycles {
 ///   before opening and once all were open (and, when warmed, all echoes were back),
 ///   after 1 s to settle, or `null` without `--server-pid`.
 /// - `server_rss_per_connection_bytes`: the growth divided by the connections opened.
+/// - `processes_failed`: with several load processes (`parameters.processes`), those
+///   that failed (exited, or were killed for not reporting in time): their connections
+///   count as failed attempts if they had not reported them open, else as not held.
 #[derive(Debug, Serialize)]
 pub(crate) struct Idle {
     pub(crate) held: u64,
@@ -218,6 +226,7 @@ pub(crate) struct Idle {
     pub(crate) server_rss_before_bytes: Option<u64>,
     pub(crate) server_rss_after_bytes: Option<u64>,
     pub(crate) server_rss_per_connection_bytes: Option<f64>,
+    pub(crate) processes_failed: u64,
 }
 
 /// Fan-out mode's results (`fanout` in the JSON report). Counts are of the measurement
@@ -332,7 +341,16 @@ impl Report {
         let p = &self.parameters;
         let what = match self.mode {
             Mode::ConnectRate => format!("connect rate, {} workers", group(p.conns as u64)),
-            Mode::Idle => format!("idle, {} connections", group(p.idle.unwrap_or(0) as u64)),
+            Mode::Idle => {
+                let processes = match p.processes {
+                    1 => String::new(),
+                    processes => format!(" from {processes} load processes"),
+                };
+                format!(
+                    "idle, {} connections{processes}",
+                    group(p.idle.unwrap_or(0) as u64)
+                )
+            }
             Mode::Fanout => {
                 let flow = match (p.rate, p.depth) {
                     (Some(rate), _) => format!("{} msg/s scheduled", group(rate.round() as u64)),
@@ -442,6 +460,16 @@ impl Report {
         }
         if let Some(idle) = &self.idle {
             line("held open:", group(idle.held));
+            if idle.processes_failed > 0 {
+                line(
+                    "warning:",
+                    format!(
+                        "{} of {} load processes failed (their connections count as failed \
+                         or not held)",
+                        idle.processes_failed, p.processes
+                    ),
+                );
+            }
             line("warmed:", idle.render_warm(p, self.connections.opened));
             if let (Some(before), Some(after)) =
                 (idle.server_rss_before_bytes, idle.server_rss_after_bytes)

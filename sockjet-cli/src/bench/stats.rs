@@ -14,6 +14,7 @@ use std::{
 };
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
 /// Number of shards; more than any machine's cores a load tool runs on, so that two
 /// threads seldom wait for the same one.
@@ -51,8 +52,10 @@ pub(crate) fn micros(duration: Duration) -> u64 {
 }
 
 /// Something that went wrong on an open connection, by kind. The names are stable: they
-/// are the keys of `errors.by_kind` in the JSON report.
-#[derive(Clone, Copy, Debug, Eq, Ord, PartialEq, PartialOrd)]
+/// are the keys of `errors.by_kind` in the JSON report (and how load processes name them
+/// to their parent).
+#[derive(Clone, Copy, Debug, Eq, Ord, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum ErrorKind {
     /// An echo whose length differs from what was sent.
     LengthMismatch,
@@ -93,7 +96,7 @@ impl ErrorKind {
 
 /// What happened once per connection or once in a while: errors, close codes, failed
 /// connection attempts. Not on the hot path, so behind one lock.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Outcomes {
     /// Errors by kind.
     pub(crate) errors: BTreeMap<ErrorKind, u64>,
@@ -235,6 +238,30 @@ impl SharedStats {
         *outcomes.errors.entry(kind).or_default() += count;
         if outcomes.first_error.is_none() {
             outcomes.first_error = Some(detail());
+        }
+    }
+
+    /// Adds what another process recorded (a load process of the same run): its totals
+    /// and outcomes, as if its connections had been this one's.
+    pub(crate) fn absorb(&self, totals: &Totals, other: &Outcomes) {
+        lock(&self.shards[0].0).totals.add(totals);
+        let mut outcomes = self.outcomes();
+        for (kind, count) in &other.errors {
+            *outcomes.errors.entry(*kind).or_default() += count;
+        }
+        if outcomes.first_error.is_none() {
+            outcomes.first_error.clone_from(&other.first_error);
+        }
+        for (code, count) in &other.close_codes {
+            *outcomes.close_codes.entry(*code).or_default() += count;
+        }
+        for (reason, count) in &other.connect_failures {
+            *outcomes.connect_failures.entry(reason.clone()).or_default() += count;
+        }
+        if outcomes.first_connect_failure.is_none() {
+            outcomes
+                .first_connect_failure
+                .clone_from(&other.first_connect_failure);
         }
     }
 
@@ -405,5 +432,56 @@ mod tests {
         assert_eq!(outcomes.errors[&ErrorKind::Eof], 2);
         assert_eq!(outcomes.first_error.as_deref(), Some("first"));
         assert_eq!(outcomes.close_codes[&1005], 1);
+    }
+
+    #[test]
+    fn another_processs_stats_add_up() {
+        let (stats, other) = (SharedStats::new(), SharedStats::new());
+        stats.recorder(0).connect_time(Duration::from_millis(1));
+        stats.error(ErrorKind::Eof, || "here".to_owned());
+        stats.close_code(Some(1000));
+        let mut recorder = other.recorder(5);
+        recorder.connect_time(Duration::from_millis(3));
+        recorder.pings_answered(2);
+        drop(recorder);
+        other.error(ErrorKind::Eof, || "there".to_owned());
+        other.error(ErrorKind::Io, || "reset".to_owned());
+        other.close_code(Some(1000));
+        other.connect_failure("refused".to_owned(), "connection refused".to_owned());
+        // As a load process sends them: the outcomes through JSON.
+        let json = serde_json::to_string(&*other.outcomes()).unwrap();
+        let outcomes: Outcomes = serde_json::from_str(&json).unwrap();
+        stats.absorb(&other.totals(), &outcomes);
+        let totals = stats.totals();
+        assert_eq!((totals.connect.len(), totals.pings), (2, 2));
+        let outcomes = stats.outcomes();
+        assert_eq!(outcomes.errors[&ErrorKind::Eof], 2);
+        assert_eq!(outcomes.errors[&ErrorKind::Io], 1);
+        assert_eq!(outcomes.first_error.as_deref(), Some("here"));
+        assert_eq!(outcomes.close_codes[&1000], 2);
+        assert_eq!(outcomes.connect_failures["refused"], 1);
+        assert_eq!(
+            outcomes.first_connect_failure.as_deref(),
+            Some("connection refused")
+        );
+    }
+
+    #[test]
+    fn error_kinds_serialize_as_their_names() {
+        for kind in [
+            ErrorKind::LengthMismatch,
+            ErrorKind::UnexpectedMessage,
+            ErrorKind::EchoTimeout,
+            ErrorKind::Protocol,
+            ErrorKind::Io,
+            ErrorKind::Eof,
+            ErrorKind::ClosedByServer,
+            ErrorKind::CloseTimeout,
+            ErrorKind::Connect,
+        ] {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.name()));
+            assert_eq!(serde_json::from_str::<ErrorKind>(&json).unwrap(), kind);
+        }
     }
 }

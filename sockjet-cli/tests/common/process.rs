@@ -32,8 +32,26 @@ pub struct Finished {
 impl Sockjet {
     /// Starts `sockjet ARGS` with stdin, stdout and stderr piped.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sockjet"))
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sockjet"));
+        command.args(args);
+        Self::spawn(command)
+    }
+
+    /// [`Sockjet::start`] under an open-file limit of `limit` (soft and hard, set by
+    /// `sh`'s `ulimit -n` before it runs sockjet in its place).
+    pub fn start_with_file_limit(limit: u64, args: &[&str]) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_sockjet"))
+            .args(args);
+        Self::spawn(command)
+    }
+
+    /// Runs `command` with stdin, stdout and stderr piped.
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             // The tests check what the default log level prints.
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
@@ -141,7 +159,8 @@ impl Sockjet {
             .expect("stderr reader")
     }
 
-    fn kill(&mut self) {
+    /// Kills the process (SIGKILL on Unix) and reaps it, if it still runs.
+    pub fn kill(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = self.child.kill();
             let _ = self.child.wait();

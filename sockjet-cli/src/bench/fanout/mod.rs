@@ -79,6 +79,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
         count: subscribers_asked,
         deflate: None,
         timeout: HANDSHAKE_TIMEOUT,
+        share: None,
     };
     let (connections, counts) = open_all(plan, settings, &stats, &mut interrupt).await?;
     let publisher_index = subscribers_asked;

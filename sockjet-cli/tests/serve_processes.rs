@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::{process::Command, sync::Arc, time::Duration};
+use std::{process::Command, time::Duration};
 
 use common::{
     Serve, Sockjet, TIMEOUT, TempDir, TestCertificates,
     procfs::{KillOnDrop, all_gone_within, children, sockets},
-    test_certificates,
+    test_certificates, tls_connector,
 };
 use sockjet::{ClientBuilder, CloseCode, Connection, Message};
 
@@ -213,16 +213,7 @@ fn tls_works_in_every_worker() {
     assert!(server.url.starts_with("wss://127.0.0.1:"), "{}", server.url);
     let addr = server.host_port().to_owned();
     runtime().block_on(async {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.der().clone()).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let connector = tls_connector(&ca);
         // Several connections, so that more than one worker very likely answers.
         for index in 0..8 {
             let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();

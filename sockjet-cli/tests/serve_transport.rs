@@ -4,9 +4,11 @@
 
 mod common;
 
-use std::{sync::Arc, thread, time::Duration};
+use std::{thread, time::Duration};
 
-use common::{Serve, Sockjet, TIMEOUT, TempDir, TestCertificates, test_certificates};
+use common::{
+    Serve, Sockjet, TIMEOUT, TempDir, TestCertificates, test_certificates, tls_connector,
+};
 use sockjet::{ClientBuilder, CloseCode, Transport};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -62,20 +64,10 @@ fn tls_cert_and_key_serve_wss() {
     assert!(server.url.starts_with("wss://127.0.0.1:"), "{}", server.url);
     let addr = server.host_port().to_owned();
     runtime().block_on(async {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.der().clone()).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let connector = tls_connector(&ca);
         let tcp = TcpStream::connect(&addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let tls = within(tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp))
-            .await
-            .unwrap();
+        let tls = within(connector.connect(name, tcp)).await.unwrap();
         echo_once(tls, "ws://localhost/secure", "over TLS").await;
     });
     let log = terminate(server);

@@ -104,20 +104,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
             )
         }
     });
-    let mut rss_after = None;
-    tokio::select! {
-        () = tokio::time::sleep(SETTLE) => {
-            rss_after = match args.server_pid.map(server_rss).transpose() {
-                Ok(rss) => rss,
-                // The server may have died of the load: say so, and report the rest.
-                Err(why) => {
-                    notice(settings.display, &why);
-                    None
-                }
-            };
-        }
-        () = interrupt.wait() => {}
-    }
+    let rss_after = rss_after_settling(settings, &mut interrupt).await;
     // The server's memory was read above; its CPU time while idle is not measured (the
     // window started before the settling pause).
     let window = Window::wait(hold_start, hold_end, None, &mut interrupt).await;
@@ -147,6 +134,27 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
 
 /// The resident memory of the server `pid` and its descendants, or why it cannot be
 /// read.
+/// The server's memory once it settled ([`SETTLE`]) with every connection open; `None`
+/// without `--server-pid`, on an interrupt, or if it cannot be read (the server may have
+/// died of the load: said in a notice, and the rest is reported).
+pub(crate) async fn rss_after_settling(
+    settings: &Settings,
+    interrupt: &mut Interrupt,
+) -> Option<u64> {
+    tokio::select! {
+        () = tokio::time::sleep(SETTLE) => {
+            match settings.args.server_pid.map(server_rss).transpose() {
+                Ok(rss) => rss,
+                Err(why) => {
+                    notice(settings.display, &why);
+                    None
+                }
+            }
+        }
+        () = interrupt.wait() => None,
+    }
+}
+
 pub(crate) fn server_rss(pid: u32) -> Result<u64, String> {
     os::tree_resident_bytes(pid).map_err(|error| {
         format!(

@@ -30,7 +30,7 @@ use tokio::{
 
 use super::{
     CLOSE_TIMEOUT, GRACE, HANDSHAKE_TIMEOUT, Settings,
-    idle::{SETTLE, holding_status, rss_per_connection, server_rss},
+    idle::{SETTLE, holding_status, rss_after_settling, rss_per_connection, server_rss},
     idle_wire::{CLOSE_COMMAND, Snapshot, WorkerLine},
     idle_worker::WorkerSlice,
     notice,
@@ -543,19 +543,7 @@ pub(crate) async fn run(settings: &Settings, processes: usize) -> Result<Report,
         let held = merged.counts.opened();
         move || holding_status(held, hold_start, hold_end)
     });
-    let mut rss_after = None;
-    tokio::select! {
-        () = tokio::time::sleep(SETTLE) => {
-            rss_after = match args.server_pid.map(server_rss).transpose() {
-                Ok(rss) => rss,
-                Err(why) => {
-                    notice(settings.display, &why);
-                    None
-                }
-            };
-        }
-        () = interrupt.wait() => {}
-    }
+    let rss_after = rss_after_settling(settings, &mut interrupt).await;
     let window = Window::wait(hold_start, hold_end, None, &mut interrupt).await;
     workers.close().await;
     progress.finish();

@@ -30,3 +30,17 @@ pub fn test_certificates() -> TestCertificates {
         .unwrap();
     TestCertificates { ca, cert, key }
 }
+
+/// A TLS client connector that trusts only `ca` (ring as the crypto provider).
+pub fn tls_connector(ca: &Certificate) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}

@@ -10,7 +10,7 @@ mod temp_dir;
 
 use std::future::Future;
 
-pub use certificates::{TestCertificates, test_certificates};
+pub use certificates::{TestCertificates, test_certificates, tls_connector};
 pub use process::{Finished, Serve, Sockjet, TIMEOUT};
 use sockjet::{Connection, Server};
 pub use temp_dir::TempDir;

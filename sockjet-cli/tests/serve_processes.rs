@@ -9,21 +9,11 @@ mod common;
 use std::{process::Command, time::Duration};
 
 use common::{
-    Serve, Sockjet, TIMEOUT, TempDir, TestCertificates,
+    Serve, Sockjet, TempDir, TestCertificates,
     procfs::{KillOnDrop, all_gone_within, children, sockets},
-    test_certificates, tls_connector,
+    runtime, test_certificates, tls_connector, within,
 };
 use sockjet::{ClientBuilder, CloseCode, Connection, Message};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().expect("tokio runtime")
-}
-
-async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(TIMEOUT, future)
-        .await
-        .expect("timed out")
-}
 
 /// Starts `sockjet serve 127.0.0.1:0 --processes N ARGS`; returns it with its workers
 /// (killed on drop should the test fail).

@@ -7,23 +7,14 @@ mod common;
 use std::{thread, time::Duration};
 
 use common::{
-    Serve, Sockjet, TIMEOUT, TempDir, TestCertificates, test_certificates, tls_connector,
+    Serve, Sockjet, TIMEOUT, TempDir, TestCertificates, runtime, test_certificates, tls_connector,
+    within,
 };
 use sockjet::{ClientBuilder, CloseCode, Transport};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().expect("tokio runtime")
-}
-
-async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(TIMEOUT, future)
-        .await
-        .expect("timed out")
-}
 
 /// Opens a WebSocket over `transport`, sends `text`, expects it back and closes.
 async fn echo_once(transport: impl Transport, url: &str, text: &str) {

@@ -12,7 +12,7 @@ use tokio::time::{Instant, Sleep, sleep};
 use tracing::Instrument;
 
 use crate::{
-    connection::Connection,
+    connection::{Connection, Transport},
     driver::{Driver, RunBeside},
     error::{Error, ErrorKind},
     http_answer::AnsweredByHook,
@@ -263,34 +263,38 @@ async fn handshake(
     accepted: Accepted,
     peer: Option<SocketAddr>,
     settings: &ServerBuilder,
-    mut deadline: Pin<&mut Sleep>,
+    deadline: Pin<&mut Sleep>,
 ) -> Result<(Connection, Driver), Error> {
     match accepted {
         Accepted::Tcp(stream) => {
             stream.set_nodelay(true)?;
-            #[cfg(feature = "tls")]
-            if let Some(tls) = &settings.serving.tls {
-                let tls_accept = async { tls.accept(stream).await.map_err(tls_error) };
-                let stream = within(deadline.as_mut(), tls_accept).await?;
-                open_timeout_from_now(deadline.as_mut(), settings);
-                return accept_on(Socket::other(stream), peer, settings, Some(deadline)).await;
-            }
-            open_timeout_from_now(deadline.as_mut(), settings);
-            accept_on(Socket::from(stream), peer, settings, Some(deadline)).await
+            handshake_on(stream, Socket::from, peer, settings, deadline).await
         }
         #[cfg(unix)]
         Accepted::Unix(stream) => {
-            #[cfg(feature = "tls")]
-            if let Some(tls) = &settings.serving.tls {
-                let tls_accept = async { tls.accept(stream).await.map_err(tls_error) };
-                let stream = within(deadline.as_mut(), tls_accept).await?;
-                open_timeout_from_now(deadline.as_mut(), settings);
-                return accept_on(Socket::other(stream), None, settings, Some(deadline)).await;
-            }
-            open_timeout_from_now(deadline.as_mut(), settings);
-            accept_on(Socket::other(stream), None, settings, Some(deadline)).await
+            handshake_on(stream, Socket::other, None, settings, deadline).await
         }
     }
+}
+
+/// The TLS handshake on `stream` if the server has TLS, then the WebSocket one, over TLS
+/// or over `stream` made a [`Socket`] by `plain`.
+async fn handshake_on<S: Transport>(
+    stream: S,
+    plain: impl FnOnce(S) -> Socket,
+    peer: Option<SocketAddr>,
+    settings: &ServerBuilder,
+    mut deadline: Pin<&mut Sleep>,
+) -> Result<(Connection, Driver), Error> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &settings.serving.tls {
+        let tls_accept = async { tls.accept(stream).await.map_err(tls_error) };
+        let stream = within(deadline.as_mut(), tls_accept).await?;
+        open_timeout_from_now(deadline.as_mut(), settings);
+        return accept_on(Socket::other(stream), peer, settings, Some(deadline)).await;
+    }
+    open_timeout_from_now(deadline.as_mut(), settings);
+    accept_on(plain(stream), peer, settings, Some(deadline)).await
 }
 
 /// Brings `deadline` forward to the end of the open timeout from now, if that is sooner.

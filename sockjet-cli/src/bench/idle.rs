@@ -60,11 +60,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
     let args = &settings.args;
     let requested = args.connections();
     let mut interrupt = Interrupt::listen();
-    let rss_before = args
-        .server_pid
-        .map(server_rss)
-        .transpose()
-        .map_err(Failure::new)?;
+    let rss_before = rss_before_opening(settings)?;
 
     let mut connections = IdleConnections::start(settings, requested, None);
     let progress = Progress::start(settings.display, {
@@ -134,6 +130,12 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
 
 /// The resident memory of the server `pid` and its descendants, or why it cannot be
 /// read.
+/// The server's memory before any connection opens (`None` without `--server-pid`); a
+/// server whose memory cannot be read fails the run.
+pub(crate) fn rss_before_opening(settings: &Settings) -> Result<Option<u64>, Failure> {
+    (settings.args.server_pid.map(server_rss).transpose()).map_err(Failure::new)
+}
+
 /// The server's memory once it settled ([`SETTLE`]) with every connection open; `None`
 /// without `--server-pid`, on an interrupt, or if it cannot be read (the server may have
 /// died of the load: said in a notice, and the rest is reported).

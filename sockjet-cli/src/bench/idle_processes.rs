@@ -30,7 +30,7 @@ use tokio::{
 
 use super::{
     CLOSE_TIMEOUT, GRACE, HANDSHAKE_TIMEOUT, Settings,
-    idle::{SETTLE, holding_status, rss_after_settling, rss_per_connection, server_rss},
+    idle::{SETTLE, holding_status, rss_after_settling, rss_before_opening, rss_per_connection},
     idle_wire::{CLOSE_COMMAND, Snapshot, WorkerLine},
     idle_worker::WorkerSlice,
     notice,
@@ -506,11 +506,7 @@ pub(crate) async fn run(settings: &Settings, processes: usize) -> Result<Report,
     let args = &settings.args;
     let requested = args.connections();
     let mut interrupt = Interrupt::listen();
-    let rss_before = args
-        .server_pid
-        .map(server_rss)
-        .transpose()
-        .map_err(Failure::new)?;
+    let rss_before = rss_before_opening(settings)?;
 
     let slices = slices(requested, processes);
     let mut workers = Workers::spawn(settings, &slices)?;

@@ -30,3 +30,15 @@ where
     runtime.spawn(server.serve(handler));
     (runtime, url)
 }
+
+/// A multi-threaded runtime for a test's async steps.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("tokio runtime")
+}
+
+/// Runs a test step, failing the test if it takes longer than [`TIMEOUT`].
+pub async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(TIMEOUT, future)
+        .await
+        .expect("timed out")
+}

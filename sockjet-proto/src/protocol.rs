@@ -402,13 +402,7 @@ impl Protocol {
     /// assert!(client.next_event().is_some());
     /// ```
     pub fn receive_buffer(&mut self) -> &mut BytesMut {
-        let missing = match &self.partial {
-            Some(partial) => {
-                let frame_len = partial.header_len + partial.header.payload_len as usize;
-                frame_len.saturating_sub(self.input.len())
-            }
-            None => 0,
-        };
+        let missing = self.frame_bytes_missing();
         // Grow with the data that actually arrives: a header may claim any length when the
         // size limits are off, and reserving it up front would let 14 bytes abort us.
         let wanted = missing.clamp(READ_CHUNK, MAX_RESERVE_AHEAD);
@@ -417,6 +411,29 @@ impl Protocol {
             self.input.reserve(wanted);
         }
         &mut self.input
+    }
+
+    /// Bytes still to arrive before the frame being received is complete; 0 when no frame
+    /// is partly received (the next header may need as few as 2 bytes) or input is being
+    /// discarded. Nothing can happen on the connection before these bytes come: a driver
+    /// may ask the OS to wake it only once they have (Linux's `SO_RCVLOWAT`), instead of
+    /// once per TCP segment of a large frame.
+    ///
+    /// ```
+    /// # use sockjet_proto::{Protocol, Side};
+    /// let mut client = Protocol::new(Side::Client, Default::default());
+    /// client.receive_data(&[0x82, 0x7E, 0x01, 0x00, 1, 2, 3]); // 256-byte binary frame
+    /// assert!(client.next_event().is_none());
+    /// assert_eq!(client.frame_bytes_missing(), 253);
+    /// ```
+    pub fn frame_bytes_missing(&self) -> usize {
+        match &self.partial {
+            Some(partial) if !self.discarding => {
+                let frame_len = partial.header_len + partial.header.payload_len as usize;
+                frame_len.saturating_sub(self.input.len())
+            }
+            _ => 0,
+        }
     }
 
     /// Takes the receive buffer's memory away while nothing is buffered, so that a driver

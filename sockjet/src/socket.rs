@@ -44,9 +44,8 @@ thread_local! {
 
 /// The transport of one connection.
 pub(crate) enum Socket {
-    /// Plain TCP, read readiness-first, with the size of its last read that started with
-    /// nothing buffered (how much to expect next time).
-    Tcp(TcpStream, u32),
+    /// Plain TCP, read readiness-first.
+    Tcp(TcpStream, TcpReads),
     /// Any other transport (TLS, a stream another server upgraded, an in-memory pipe):
     /// reads go straight into the protocol's buffer.
     Other(Box<dyn Transport>),
@@ -65,7 +64,15 @@ impl Socket {
         proto: &mut Protocol,
     ) -> Poll<io::Result<usize>> {
         match self {
-            Self::Tcp(tcp, last_read) => loop {
+            Self::Tcp(
+                tcp,
+                TcpReads {
+                    last_read,
+                    low_water,
+                },
+            ) => loop {
+                #[cfg(target_os = "linux")]
+                wake_for_rest_of_frame(tcp, low_water, proto.frame_bytes_missing());
                 if tcp.poll_read_ready(cx)?.is_pending() {
                     // Until data comes, the buffer serves other connections.
                     park_idle_buffer(proto);
@@ -138,6 +145,78 @@ impl Socket {
     }
 }
 
+/// What reading a plain TCP connection remembers between reads.
+#[derive(Default)]
+pub(crate) struct TcpReads {
+    /// Size of the last read that started with nothing buffered: how much to expect next
+    /// time.
+    last_read: u32,
+    /// The socket's receive low-water mark as last set; 0 or 1 is the OS default (wake on
+    /// any byte).
+    low_water: u32,
+}
+
+/// A frame still missing at least this many bytes is waited for with the socket's
+/// low-water mark raised to what it misses.
+#[cfg(target_os = "linux")]
+const LOW_WATER_MIN: usize = 64 * 1024;
+
+/// The highest mark set: the kernel lets the receive buffer grow to hold a raised mark,
+/// so a larger frame is waited for in parts of this size.
+#[cfg(target_os = "linux")]
+const LOW_WATER_MAX: usize = 4 << 20;
+
+/// Has the kernel wake this connection only once the rest of a large frame has arrived,
+/// not once per TCP segment of it: a 1 MiB message then costs a few reads and wake-ups
+/// instead of ten or more. Nothing can happen on the connection before those bytes come
+/// (RFC 6455 §5.4: control frames go between frames, never inside one), and the mark
+/// never exceeds what the frame still misses, so the bytes it waits for are bytes the
+/// peer must send anyway. The kernel still wakes the reader at EOF, on an error, and when
+/// its receive buffer or window runs short (`tcp_epollin_ready`). Back to 1 once the
+/// frame is in, so that a 2-byte header wakes us again.
+#[cfg(target_os = "linux")]
+fn wake_for_rest_of_frame(tcp: &TcpStream, low_water: &mut u32, missing: usize) {
+    let current = *low_water as usize;
+    let wanted = if missing >= LOW_WATER_MIN {
+        // Keep a raised mark while it is no more than what the frame misses.
+        if current > 1 && current <= missing {
+            return;
+        }
+        missing.min(LOW_WATER_MAX) as u32
+    } else {
+        if current <= 1 {
+            return;
+        }
+        1
+    };
+    if set_receive_low_water(tcp, wanted).is_ok() {
+        *low_water = wanted;
+    }
+}
+
+/// `setsockopt(SO_RCVLOWAT)`; neither tokio nor socket2 offers it.
+#[cfg(target_os = "linux")]
+fn set_receive_low_water(tcp: &TcpStream, bytes: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the descriptor is the open socket `tcp` owns for the whole call, and the
+    // option's pointer and length describe the `c_int` on this stack frame.
+    #[allow(unsafe_code)]
+    let result = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    match result {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// `Err(WouldBlock)` for a short read (the socket is drained), for `try_io`.
 fn drained_if_short(read: usize, offered: usize) -> io::Result<()> {
     match 0 < read && read < offered {
@@ -173,7 +252,7 @@ fn park_idle_buffer(proto: &mut Protocol) {
 
 impl From<TcpStream> for Socket {
     fn from(tcp: TcpStream) -> Self {
-        Self::Tcp(tcp, 0)
+        Self::Tcp(tcp, TcpReads::default())
     }
 }
 

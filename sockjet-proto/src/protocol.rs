@@ -377,6 +377,16 @@ impl Protocol {
         }
     }
 
+    /// Takes `input` (bytes received before this protocol existed, in the buffer they
+    /// came in) as its own input buffer if it has none yet; otherwise appends a copy.
+    pub(crate) fn adopt_input(&mut self, input: BytesMut) {
+        if self.input.is_empty() && self.input.capacity() == 0 && !self.discarding {
+            self.input = input;
+        } else if !input.is_empty() {
+            self.receive_data(&input);
+        }
+    }
+
     /// Moves an empty input buffer's start back to the beginning of its memory, if no
     /// message still shares that memory. Each message is split off the front of the
     /// buffer, so without this every read lands further on, and a connection's reads

@@ -5,7 +5,7 @@ mod upgrade;
 
 use std::mem;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf as _, Bytes, BytesMut};
 use http::{HeaderValue, Method, StatusCode, Version, header};
 
 use crate::{
@@ -133,8 +133,10 @@ impl ServerProtocol {
     /// assert_eq!(server.state(), State::Connecting);
     /// ```
     pub fn new(config: ServerConfig) -> Self {
-        let server_header = config.server_header.as_deref().map(|value| {
-            HeaderValue::from_str(value).expect("ServerConfig::server_header is a header value")
+        // The value takes over the string's memory instead of copying it.
+        let server_header = config.server_header.map(|value| {
+            HeaderValue::from_maybe_shared(Bytes::from(value))
+                .expect("ServerConfig::server_header is a header value")
         });
         Self {
             protocol: Protocol::new(Side::Server, config.protocol),
@@ -595,8 +597,9 @@ impl ServerProtocol {
         let mut accept = [0u8; handshake::ACCEPT_KEY_LEN];
         let accept = handshake::encode_accept_key(key, &mut accept);
         // What `write_response` writes for `accept`'s response: the same headers, in the
-        // same order and spelling.
-        let mut head = BytesMut::with_capacity(SWITCHING_HEAD.len() + 128);
+        // same order and spelling, straight into the output queue's buffer.
+        let head = self.protocol.outgoing().tail_mut();
+        head.reserve(SWITCHING_HEAD.len() + 128);
         head.extend_from_slice(SWITCHING_HEAD);
         head.extend_from_slice(accept);
         head.extend_from_slice(b"\r\n");
@@ -612,7 +615,6 @@ impl ServerProtocol {
         }
         head.extend_from_slice(b"\r\n");
         self.pending_request = None;
-        self.protocol.outgoing().push_bytes(head.freeze());
         self.subprotocol = None;
         let announced = self.negotiated_deflate.is_some();
         self.open(announced);
@@ -632,10 +634,8 @@ impl ServerProtocol {
         // The bytes behind the request head are frames (a client MUST wait for the
         // response before sending them, RFC 6455 §4.1, but one that does not still gets
         // them delivered in order).
-        let behind_head = mem::take(&mut self.input);
-        if !behind_head.is_empty() {
-            self.protocol.receive_data(&behind_head);
-        }
+        // The handshake's buffer, warm and usually empty, becomes the protocol's.
+        self.protocol.adopt_input(mem::take(&mut self.input));
         if self.eof_received {
             self.protocol.receive_eof();
         }
@@ -659,6 +659,29 @@ impl ServerProtocol {
                 (self.pending_request.take()).map(|request| Event::Request(Box::new(request)))
             }
             Phase::Open => self.protocol.next_event(),
+            _ => None,
+        }
+    }
+
+    /// The request, once complete and valid: what [`next_event`](Self::next_event) gives
+    /// as [`Event::Request`], not boxed, for a driver that waits for the request alone.
+    /// `None` before, and after it was taken either way.
+    ///
+    /// ```
+    /// # use sockjet_proto::{ServerConfig, ServerProtocol};
+    /// let mut server = ServerProtocol::new(ServerConfig::default());
+    /// server.receive_data(
+    ///     b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+    ///       Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    ///       Sec-WebSocket-Version: 13\r\n\r\n",
+    /// );
+    /// assert_eq!(server.take_request().unwrap().uri(), "/chat");
+    /// assert!(server.take_request().is_none() && server.next_event().is_none());
+    /// ```
+    pub fn take_request(&mut self) -> Option<Request> {
+        self.receive_request();
+        match self.phase {
+            Phase::RequestReceived => self.pending_request.take(),
             _ => None,
         }
     }
@@ -730,8 +753,11 @@ impl ServerProtocol {
             }
             Err(error) => return self.fail(error),
         };
-        let head = self.input.split_to(head_len);
-        let request = match parse_request(&head, self.head_parser.limits()) {
+        // Parsed in place, then skipped: `parse_request` copies what it keeps, and
+        // splitting the head off would cost an allocation to share the buffer.
+        let parsed = parse_request(&self.input[..head_len], self.head_parser.limits());
+        self.input.advance(head_len);
+        let request = match parsed {
             Ok(request) => request,
             Err(error) => return self.fail(error),
         };

@@ -156,10 +156,7 @@ impl RequestHook {
         peer: Option<SocketAddr>,
     ) -> Option<Response> {
         match &self.0 {
-            HookKind::Sync(hook) => {
-                std::panic::catch_unwind(AssertUnwindSafe(|| hook(request, peer)))
-                    .unwrap_or_else(|_| Some(hook_panicked()))
-            }
+            HookKind::Sync(hook) => run_sync(hook.as_ref(), request, peer),
             HookKind::Async(hook) => {
                 let owned = std::mem::replace(request, request.clone());
                 let future = std::panic::catch_unwind(AssertUnwindSafe(|| hook(owned, peer)));
@@ -177,6 +174,16 @@ impl RequestHook {
             }
         }
     }
+}
+
+/// Runs a hook that decides at once; a panic in it answers 500.
+fn run_sync(
+    hook: &SyncRequestFn,
+    request: &mut Request,
+    peer: Option<SocketAddr>,
+) -> Option<Response> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| hook(request, peer)))
+        .unwrap_or_else(|_| Some(hook_panicked()))
 }
 
 impl fmt::Debug for RequestHook {
@@ -213,6 +220,8 @@ fn hook_panicked() -> Response {
 #[derive(Clone, Default)]
 pub(crate) struct Hooks {
     request: Vec<RequestHook>,
+    /// One of `request` is asynchronous.
+    has_async_request_hook: bool,
     response: Vec<Arc<ResponseFn>>,
     pub(crate) subprotocols: SubprotocolPolicy,
 }
@@ -229,12 +238,8 @@ impl fmt::Debug for Hooks {
 
 impl Hooks {
     pub(crate) fn push_request(&mut self, hook: RequestHook) {
+        self.has_async_request_hook |= matches!(hook.0, HookKind::Async(_));
         self.request.push(hook);
-    }
-
-    /// Whether any request hook is set: without one, the server need not wait for them.
-    pub(crate) fn has_request_hooks(&self) -> bool {
-        !self.request.is_empty()
     }
 
     /// Whether an accepting response goes out as the core builds it: no response hook may
@@ -242,6 +247,27 @@ impl Hooks {
     /// it directly (`ServerProtocol::send_accept`).
     pub(crate) fn accepts_plainly(&self) -> bool {
         self.response.is_empty() && !self.subprotocols.is_configured()
+    }
+
+    /// Runs the request hooks in place, in order, until one answers, if none of them
+    /// waits; `Err(())` (having run none) if one may. The server then needs no future,
+    /// and no allocation, for hooks such as a health check's.
+    pub(crate) fn run_request_hooks_now(
+        &self,
+        request: &mut Request,
+        peer: Option<SocketAddr>,
+    ) -> Result<Option<Response>, ()> {
+        if self.has_async_request_hook {
+            return Err(());
+        }
+        for hook in &self.request {
+            if let HookKind::Sync(hook) = &hook.0 {
+                if let Some(response) = run_sync(hook.as_ref(), request, peer) {
+                    return Ok(Some(response));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Runs the request hooks on a request the core delivered, in order, until one

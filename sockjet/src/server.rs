@@ -10,7 +10,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use sockjet_proto::{Event, Outgoing, ServerConfig, ServerProtocol};
+use sockjet_proto::{Outgoing, ServerConfig, ServerProtocol};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, ToSocketAddrs},
@@ -257,8 +257,8 @@ pub(crate) async fn accept_on(
             if read == 0 {
                 proto.receive_eof();
             }
-            if let Some(Event::Request(request)) = proto.next_event() {
-                break *request;
+            if let Some(request) = proto.take_request() {
+                break request;
             }
             if let Some(error) = proto.handshake_error() {
                 let error = error.clone();
@@ -268,9 +268,9 @@ pub(crate) async fn accept_on(
             }
         };
         let hooks = &settings.hooks;
-        let answered = match hooks.has_request_hooks() {
-            true => Box::pin(hooks.run_request_hooks(&mut request, peer)).await,
-            false => None,
+        let answered = match hooks.run_request_hooks_now(&mut request, peer) {
+            Ok(answered) => answered,
+            Err(()) => Box::pin(hooks.run_request_hooks(&mut request, peer)).await,
         };
         let server_header = settings.handshake.server_header.as_deref();
         request = match respond_to(hooks, server_header, &mut proto, request, answered) {

@@ -227,9 +227,9 @@ pub(crate) fn parse_response(head: &[u8], limits: HeadLimits) -> Result<Response
     Ok(response)
 }
 
-/// Header slots on the stack for heads with at most this many header lines (about 2 KiB
-/// of stack); a larger configured limit gets them on the heap.
-const STACK_HEADER_SLOTS: usize = 64;
+/// Header slots on the stack for heads with at most this many header lines (4 KiB of
+/// stack, as many as the default limit); a larger configured limit gets them on the heap.
+const STACK_HEADER_SLOTS: usize = 128;
 
 /// `max_headers` slots for httparse, from `stack` when they fit, else from `heap`. Left
 /// uninitialised: httparse writes each before reading it, so a large limit costs nothing

@@ -42,27 +42,25 @@ pub(crate) static SEC_WEBSOCKET_PROTOCOL: Header =
 static KEY: Header = Header::new(header::SEC_WEBSOCKET_KEY, "Sec-WebSocket-Key");
 static VERSION: Header = Header::new(header::SEC_WEBSOCKET_VERSION, "Sec-WebSocket-Version");
 
-/// Whether any `name` header lists `token`, compared ASCII case-insensitively.
-///
-/// Several header lines with the same name are one list (RFC 9110 §5.3), so
-/// `Connection: keep-alive` followed by `Connection: Upgrade` lists `upgrade`.
-pub(crate) fn has_token(headers: &HeaderMap, name: &Header, token: &str) -> bool {
-    headers.get_all(&name.name).iter().any(|value| {
-        split_list(value.as_bytes()).any(|element| element.eq_ignore_ascii_case(token.as_bytes()))
-    })
-}
-
-/// Requires `name` to list `token`: [`HandshakeError::MissingHeader`] if `name` is absent,
-/// [`HandshakeError::InvalidHeader`] if it does not list it.
+/// Requires `name` to list `token`, compared ASCII case-insensitively:
+/// [`HandshakeError::MissingHeader`] if `name` is absent, [`HandshakeError::InvalidHeader`]
+/// if it does not list it.
 pub(crate) fn require_token(
     headers: &HeaderMap,
     name: &Header,
     token: &str,
 ) -> Result<(), HandshakeError> {
-    if !headers.contains_key(&name.name) {
+    // One lookup for both questions: is it there, and does it list the token.
+    let mut values = headers.get_all(&name.name).iter().peekable();
+    if values.peek().is_none() {
         return Err(HandshakeError::MissingHeader(name.display));
     }
-    if !has_token(headers, name, token) {
+    // Several header lines with the same name are one list (RFC 9110 §5.3), so
+    // `Connection: keep-alive` followed by `Connection: Upgrade` lists `upgrade`.
+    let listed = values.any(|value| {
+        split_list(value.as_bytes()).any(|element| element.eq_ignore_ascii_case(token.as_bytes()))
+    });
+    if !listed {
         return Err(HandshakeError::InvalidHeader {
             name: name.display,
             reason: format!("{token} not listed"),
@@ -220,22 +218,28 @@ mod tests {
     }
 
     #[test]
-    fn has_token_combines_header_lines_and_ignores_case() {
+    fn tokens_combine_header_lines_and_ignore_case() {
         let map = headers(&[("connection", "keep-alive"), ("connection", "UpGrade")]);
-        assert!(has_token(&map, &CONNECTION, "upgrade"));
-        assert!(has_token(&map, &CONNECTION, "Keep-Alive"));
-        assert!(!has_token(&map, &CONNECTION, "close"));
-        assert!(!has_token(&map, &UPGRADE, "websocket"));
+        assert!(require_token(&map, &CONNECTION, "upgrade").is_ok());
+        assert!(require_token(&map, &CONNECTION, "Keep-Alive").is_ok());
+        assert!(matches!(
+            require_token(&map, &CONNECTION, "close"),
+            Err(HandshakeError::InvalidHeader { .. })
+        ));
+        assert!(matches!(
+            require_token(&map, &UPGRADE, "websocket"),
+            Err(HandshakeError::MissingHeader("Upgrade"))
+        ));
     }
 
     #[test]
-    fn has_token_matches_whole_elements_only() {
+    fn tokens_match_whole_elements_only() {
         let map = headers(&[
             ("upgrade", "websockets, h2c"),
             ("connection", "upgrade-ish"),
         ]);
-        assert!(!has_token(&map, &UPGRADE, "websocket"));
-        assert!(!has_token(&map, &CONNECTION, "upgrade"));
+        assert!(require_token(&map, &UPGRADE, "websocket").is_err());
+        assert!(require_token(&map, &CONNECTION, "upgrade").is_err());
     }
 
     static ORIGIN: Header = Header::new(header::ORIGIN, "Origin");

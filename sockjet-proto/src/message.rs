@@ -136,7 +136,7 @@ impl TryFrom<Bytes> for Utf8Bytes {
     type Error = std::str::Utf8Error;
 
     fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
-        if simdutf8::basic::from_utf8(&bytes).is_ok() {
+        if crate::utf8::is_valid(&bytes) {
             Ok(Self(bytes))
         } else {
             // Re-run the std validator only on failure, to report where it failed.

@@ -73,6 +73,8 @@ impl Socket {
             ) => loop {
                 #[cfg(target_os = "linux")]
                 wake_for_rest_of_frame(tcp, low_water, proto.frame_bytes_missing());
+                #[cfg(not(target_os = "linux"))]
+                let _ = low_water;
                 if tcp.poll_read_ready(cx)?.is_pending() {
                     // Until data comes, the buffer serves other connections.
                     park_idle_buffer(proto);

@@ -233,7 +233,15 @@ impl Shared {
         inner.recv_polls = inner.recv_polls.wrapping_add(1);
         // Bounded so one busy connection cannot starve its runtime thread.
         for _ in 0..RECV_BUDGET {
-            if let Some(message) = inner.inbound.pop_front() {
+            let message = match inner.inbound.pop_front() {
+                Some(message) => Some(message),
+                None if inner.terminated => {
+                    inner.recv_waiting = false;
+                    return Poll::Ready(inner.final_status());
+                }
+                None => inner.parse_message(),
+            };
+            if let Some(message) = message {
                 let admitted = (inner.rate_limiter.as_mut())
                     .is_none_or(|limiter| limiter.admit(message.len()));
                 if !admitted {
@@ -248,14 +256,6 @@ impl Shared {
                     inner.wake_driver();
                 }
                 return Poll::Ready(Ok(Some(message)));
-            }
-            if inner.terminated {
-                inner.recv_waiting = false;
-                return Poll::Ready(inner.final_status());
-            }
-            inner.process_events(1);
-            if !inner.inbound.is_empty() {
-                continue;
             }
             // Nothing to return: send the replies coalesced so far before waiting.
             inner.flush_with_driver_waker();
@@ -562,18 +562,44 @@ impl Inner {
     /// answered it; `max_queue` from the driver).
     pub(crate) fn process_events(&mut self, limit: usize) {
         while self.inbound.len() < limit || self.discard_messages {
-            match self.proto.next_event() {
-                None => break,
-                Some(Event::Message(message)) => {
-                    if self.inbound.len() < self.max_queue {
-                        self.inbound.push_back(message);
-                    }
+            let Some(event) = self.proto.next_event() else {
+                break;
+            };
+            if let Some(message) = self.on_event(event) {
+                if self.inbound.len() < self.max_queue {
+                    self.inbound.push_back(message);
                 }
-                Some(Event::Pong(payload)) => self.on_pong(&payload),
-                Some(Event::Close(frame)) => {
-                    tracing::debug!(close = ?frame, "close frame received");
+            }
+        }
+    }
+
+    /// Handles a parsed event: control frames here; a message is given back.
+    fn on_event(&mut self, event: Event) -> Option<Message> {
+        match event {
+            Event::Message(message) => return Some(message),
+            Event::Pong(payload) => self.on_pong(&payload),
+            Event::Close(frame) => tracing::debug!(close = ?frame, "close frame received"),
+            _ => {}
+        }
+        None
+    }
+
+    /// The next message parsed from what is buffered, for a `recv()` that found the queue
+    /// empty: `process_events(1)` then a pop, without the trip through the queue (a
+    /// reader that keeps up takes each message as it is parsed).
+    fn parse_message(&mut self) -> Option<Message> {
+        if self.discard_messages {
+            self.process_events(1);
+            return self.inbound.pop_front();
+        }
+        loop {
+            let event = self.proto.next_event()?;
+            // With no queue to keep it in (a rate limit closed the connection), a message
+            // is dropped, as `process_events` drops it.
+            if let Some(message) = self.on_event(event) {
+                if self.max_queue > 0 {
+                    return Some(message);
                 }
-                Some(_) => {}
             }
         }
     }

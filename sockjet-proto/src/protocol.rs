@@ -814,7 +814,7 @@ impl Protocol {
                                 return None;
                             }
                             if matches!(header.opcode, OpCode::Text) {
-                                self.utf8 = Utf8Validator::default();
+                                self.utf8.reset();
                             }
                             PartialFrame {
                                 header,

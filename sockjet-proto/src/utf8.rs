@@ -89,6 +89,12 @@ impl Utf8Validator {
         }
     }
 
+    /// Starts a new stream (the bytes kept of a split code point are ignored once their
+    /// count is 0).
+    pub(crate) fn reset(&mut self) {
+        self.pending_len = 0;
+    }
+
     /// Whether the stream fed so far ends on a code point boundary. A message must be
     /// complete when its last fragment has been fed.
     ///

@@ -35,9 +35,10 @@ const WIDE_MIN: usize = 256;
 
 /// The masking loop on 8-byte words (LLVM vectorises it for the baseline target).
 fn apply_mask_words(buf: &mut [u8], key: [u8; 4]) {
-    let key_word = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    // The key twice over, as `from_ne_bytes` of its bytes repeated would give, in three
+    // instructions instead of a byte-by-byte shuffle (a third of a 16-byte unmask).
+    let key_half = u64::from(u32::from_ne_bytes(key));
+    let key_word = key_half | (key_half << 32);
     let mut blocks = buf.chunks_exact_mut(32);
     for block in &mut blocks {
         for word in block.chunks_exact_mut(8) {

@@ -128,12 +128,15 @@ pub(crate) async fn run(settings: &Settings) -> Result<Report, Failure> {
     Ok(report)
 }
 
-/// The resident memory of the server `pid` and its descendants, or why it cannot be
-/// read.
 /// The server's memory before any connection opens (`None` without `--server-pid`); a
 /// server whose memory cannot be read fails the run.
 pub(crate) fn rss_before_opening(settings: &Settings) -> Result<Option<u64>, Failure> {
-    (settings.args.server_pid.map(server_rss).transpose()).map_err(Failure::new)
+    settings
+        .args
+        .server_pid
+        .map(server_rss)
+        .transpose()
+        .map_err(Failure::new)
 }
 
 /// The server's memory once it settled ([`SETTLE`]) with every connection open; `None`
@@ -157,7 +160,9 @@ pub(crate) async fn rss_after_settling(
     }
 }
 
-pub(crate) fn server_rss(pid: u32) -> Result<u64, String> {
+/// The resident memory of the server `pid` and its descendants, or why it cannot be
+/// read.
+fn server_rss(pid: u32) -> Result<u64, String> {
     os::tree_resident_bytes(pid).map_err(|error| {
         format!(
             "cannot read the memory of process {pid}: {}",

@@ -897,6 +897,22 @@ impl Protocol {
         std::mem::take(&mut self.eof_pending)
     }
 
+    /// Whether [`eof_to_send`](Self::eof_to_send) would return `true`, without taking it:
+    /// for a driver that skips flushing when there is nothing to do.
+    ///
+    /// ```
+    /// # use sockjet_proto::{CloseCode, Protocol, Side};
+    /// let mut server = Protocol::new(Side::Server, Default::default());
+    /// assert!(!server.has_eof_to_send());
+    /// server.fail(CloseCode::PROTOCOL_ERROR, "bad");
+    /// assert!(server.has_eof_to_send());
+    /// assert!(server.eof_to_send());
+    /// assert!(!server.has_eof_to_send());
+    /// ```
+    pub fn has_eof_to_send(&self) -> bool {
+        self.eof_pending
+    }
+
     /// Whether the TCP connection is expected to close soon: the driver should close it
     /// after a timeout if the peer does not.
     ///

@@ -531,11 +531,26 @@ impl Inner {
     /// caller, is woken to finish the write.
     pub(crate) fn flush_with_driver_waker(&mut self) {
         self.flush_deferred = false;
+        if self.nothing_to_flush() {
+            return;
+        }
         let waker = self
             .driver_waker
             .clone()
             .unwrap_or_else(|| Waker::noop().clone());
         let _ = self.poll_flush(&mut Context::from_waker(&waker));
+    }
+
+    /// Whether a flush would do nothing: no bytes, no close of the stream, nobody waiting
+    /// for the buffer to drain, and a transport that buffers nothing itself. Most flushes
+    /// of the driver and `recv()` find it so; they then skip the waker and the write path.
+    fn nothing_to_flush(&mut self) -> bool {
+        self.outbox.is_empty()
+            && self.proto.outgoing().is_empty()
+            && !self.proto.has_eof_to_send()
+            && self.shutdown != ShutdownState::Pending
+            && self.drain_waiters.is_empty()
+            && !matches!(self.stream, Some(Socket::Other(_)))
     }
 
     fn on_write_error(&mut self, error: io::Error) {

@@ -43,7 +43,8 @@ impl fmt::Display for ListenAddr {
 /// A bound listening socket.
 #[derive(Debug)]
 pub(crate) enum Listener {
-    Tcp(TcpListener),
+    /// With whether the sockets it accepts come with `TCP_NODELAY` already set.
+    Tcp(TcpListener, NoDelay),
     /// The path is removed when the listener is dropped, so that the next server can bind
     /// it again.
     #[cfg(unix)]
@@ -60,14 +61,33 @@ impl Drop for UnlinkOnDrop {
     }
 }
 
+/// Whether the sockets a TCP listener accepts have `TCP_NODELAY` set already.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) enum NoDelay {
+    /// Set on the listening socket, and accepted sockets inherit it (Linux copies the
+    /// listener's options into each accepted socket): a system call less per connection.
+    Inherited,
+    /// To be set on each accepted socket.
+    PerConnection,
+}
+
 /// An accepted connection, before any handshake.
 pub(crate) enum Accepted {
-    Tcp(TcpStream),
+    Tcp(TcpStream, NoDelay),
     #[cfg(unix)]
     Unix(tokio::net::UnixStream),
 }
 
 impl Listener {
+    /// Wraps a TCP listener, setting `TCP_NODELAY` on it where accepted sockets inherit it.
+    pub(crate) fn tcp(listener: TcpListener) -> Self {
+        let nodelay = match set_listener_nodelay(&listener) {
+            true => NoDelay::Inherited,
+            false => NoDelay::PerConnection,
+        };
+        Self::Tcp(listener, nodelay)
+    }
+
     #[cfg(unix)]
     pub(crate) fn bind_unix(path: &Path) -> io::Result<Self> {
         let listener = tokio::net::UnixListener::bind(path)?;
@@ -76,7 +96,7 @@ impl Listener {
 
     pub(crate) fn listen_addr(&self) -> io::Result<ListenAddr> {
         match self {
-            Self::Tcp(listener) => listener.local_addr().map(ListenAddr::Tcp),
+            Self::Tcp(listener, _) => listener.local_addr().map(ListenAddr::Tcp),
             #[cfg(unix)]
             Self::Unix(_, path) => Ok(ListenAddr::Unix(path.0.clone())),
         }
@@ -85,9 +105,9 @@ impl Listener {
     /// Accepts one connection; the peer address is `None` for a Unix socket.
     pub(crate) async fn accept(&self) -> io::Result<(Accepted, Option<SocketAddr>)> {
         match self {
-            Self::Tcp(listener) => {
+            Self::Tcp(listener, nodelay) => {
                 let (stream, peer) = listener.accept().await?;
-                Ok((Accepted::Tcp(stream), Some(peer)))
+                Ok((Accepted::Tcp(stream, *nodelay), Some(peer)))
             }
             #[cfg(unix)]
             Self::Unix(listener, _) => {
@@ -111,7 +131,7 @@ impl Accepted {
         // even try before the reactor has reported readiness, which a socket accepted a
         // moment ago has not had yet.
         match self {
-            Self::Tcp(stream) => {
+            Self::Tcp(stream, _) => {
                 if let Ok(stream) = stream.into_std() {
                     answer_and_close(stream, response);
                 }
@@ -141,8 +161,46 @@ where
     let _ = stream.write(response);
 }
 
+/// Sets `TCP_NODELAY` on a listening socket, for the sockets it accepts to inherit;
+/// returns whether they do. Linux copies a listener's socket options into each socket it
+/// accepts, `TCP_NODELAY` among them. Elsewhere each accepted socket sets its own.
+fn set_listener_nodelay(listener: &TcpListener) -> bool {
+    cfg!(target_os = "linux")
+        && socket2::SockRef::from(listener)
+            .set_tcp_nodelay(true)
+            .is_ok()
+}
+
 /// The address used to count connections per client: IPv4-mapped IPv6 addresses count as
 /// the IPv4 address they carry.
 pub(crate) fn client_ip(peer: Option<SocketAddr>) -> Option<IpAddr> {
     peer.map(|peer| peer.ip().to_canonical())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every accepted TCP socket must end up with Nagle's algorithm off, whether by
+    /// inheritance from the listener or set by the handshake: small frames would otherwise
+    /// wait for the peer's delayed ACK.
+    #[tokio::test]
+    async fn accepted_sockets_come_with_nodelay_where_inherited() {
+        let listener = Listener::tcp(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let ListenAddr::Tcp(addr) = listener.listen_addr().unwrap() else {
+            panic!("a TCP listener");
+        };
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (accepted, peer) = listener.accept().await.unwrap();
+        assert!(peer.is_some());
+        let Accepted::Tcp(stream, nodelay) = accepted else {
+            panic!("a TCP connection");
+        };
+        if cfg!(target_os = "linux") {
+            assert_eq!(nodelay, NoDelay::Inherited);
+            assert!(stream.nodelay().unwrap(), "TCP_NODELAY not inherited");
+        } else {
+            assert_eq!(nodelay, NoDelay::PerConnection);
+        }
+    }
 }

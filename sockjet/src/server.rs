@@ -147,7 +147,7 @@ impl ServerBuilder {
     /// ```
     pub async fn bind(self, addr: impl ToSocketAddrs) -> io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(Server::new(Listener::Tcp(listener), self))
+        Ok(Server::new(Listener::tcp(listener), self))
     }
 }
 

@@ -168,6 +168,6 @@ impl ServerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn listener(self, listener: tokio::net::TcpListener) -> Server {
-        Server::new(crate::listener::Listener::Tcp(listener), self)
+        Server::new(crate::listener::Listener::tcp(listener), self)
     }
 }

@@ -16,7 +16,7 @@ use crate::{
     driver::{Driver, RunBeside},
     error::{Error, ErrorKind},
     http_answer::AnsweredByHook,
-    listener::{Accepted, ListenAddr, Listener, client_ip},
+    listener::{Accepted, ListenAddr, Listener, NoDelay, client_ip},
     server::{Server, ServerBuilder, accept_on, within},
     shutdown::ShutdownHandle,
     socket::Socket,
@@ -266,8 +266,10 @@ async fn handshake(
     deadline: Pin<&mut Sleep>,
 ) -> Result<(Connection, Driver), Error> {
     match accepted {
-        Accepted::Tcp(stream) => {
-            stream.set_nodelay(true)?;
+        Accepted::Tcp(stream, nodelay) => {
+            if nodelay == NoDelay::PerConnection {
+                stream.set_nodelay(true)?;
+            }
             handshake_on(stream, Socket::from, peer, settings, deadline).await
         }
         #[cfg(unix)]

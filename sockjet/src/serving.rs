@@ -17,7 +17,7 @@ use crate::{
     error::{Error, ErrorKind},
     http_answer::AnsweredByHook,
     listener::{Accepted, ListenAddr, Listener, NoDelay, client_ip},
-    server::{Server, ServerBuilder, accept_on, within},
+    server::{Server, ServerBuilder, accept_on},
     shutdown::ShutdownHandle,
     socket::Socket,
     tracker::{SHUTDOWN_REASON, Slot, Tracker},
@@ -259,44 +259,53 @@ async fn serve_connection<H, F>(
 /// The TLS handshake if the server has TLS, then the WebSocket opening handshake, all
 /// before `deadline` (the server's handshake timeout), and the WebSocket one also within
 /// the connection's open timeout.
+///
+/// One `accept_on` for every kind of stream: each call awaited in its own branch would
+/// take its own room in this future (the compiler does not overlap them), and the
+/// future is copied into its box for every connection.
 async fn handshake(
     accepted: Accepted,
     peer: Option<SocketAddr>,
     settings: &ServerBuilder,
-    deadline: Pin<&mut Sleep>,
+    mut deadline: Pin<&mut Sleep>,
 ) -> Result<(Connection, Driver), Error> {
-    match accepted {
+    let (socket, peer) = match accepted {
         Accepted::Tcp(stream, nodelay) => {
             if nodelay == NoDelay::PerConnection {
                 stream.set_nodelay(true)?;
             }
-            handshake_on(stream, Socket::from, peer, settings, deadline).await
+            let socket = secure(stream, Socket::from, settings, deadline.as_mut()).await?;
+            (socket, peer)
         }
         #[cfg(unix)]
         Accepted::Unix(stream) => {
-            handshake_on(stream, Socket::other, None, settings, deadline).await
+            let socket = secure(stream, Socket::other, settings, deadline.as_mut()).await?;
+            (socket, None)
         }
-    }
+    };
+    open_timeout_from_now(deadline.as_mut(), settings);
+    accept_on(socket, peer, settings, Some(deadline)).await
 }
 
-/// The TLS handshake on `stream` if the server has TLS, then the WebSocket one, over TLS
-/// or over `stream` made a [`Socket`] by `plain`.
-async fn handshake_on<S: Transport>(
+/// The TLS handshake on `stream` if the server has TLS, before `deadline`; without TLS,
+/// `stream` made a [`Socket`] by `plain`.
+async fn secure<S: Transport>(
     stream: S,
     plain: impl FnOnce(S) -> Socket,
-    peer: Option<SocketAddr>,
     settings: &ServerBuilder,
-    mut deadline: Pin<&mut Sleep>,
-) -> Result<(Connection, Driver), Error> {
+    deadline: Pin<&mut Sleep>,
+) -> Result<Socket, Error> {
     #[cfg(feature = "tls")]
     if let Some(tls) = &settings.serving.tls {
-        let tls_accept = async { tls.accept(stream).await.map_err(tls_error) };
-        let stream = within(deadline.as_mut(), tls_accept).await?;
-        open_timeout_from_now(deadline.as_mut(), settings);
-        return accept_on(Socket::other(stream), peer, settings, Some(deadline)).await;
+        // Boxed: TLS's handshake state is large, and inline it would size the handshake
+        // future of every connection, TLS or not.
+        let tls_accept = Box::pin(async { tls.accept(stream).await.map_err(tls_error) });
+        let stream = crate::server::within(deadline, tls_accept).await?;
+        return Ok(Socket::other(stream));
     }
-    open_timeout_from_now(deadline.as_mut(), settings);
-    accept_on(plain(stream), peer, settings, Some(deadline)).await
+    #[cfg(not(feature = "tls"))]
+    let _ = (settings, deadline);
+    Ok(plain(stream))
 }
 
 /// Brings `deadline` forward to the end of the open timeout from now, if that is sooner.

@@ -95,6 +95,35 @@ impl Outgoing {
         &mut self.tail
     }
 
+    /// Takes everything queued, as one buffer: the coalescing buffer itself, without a
+    /// copy, when nothing is queued before it (always for data written with
+    /// [`extend_from_slice`](Self::extend_from_slice) alone), else a copy of it all.
+    ///
+    /// ```
+    /// let mut out = sockjet_proto::Outgoing::default();
+    /// out.extend_from_slice(b"HTTP/1.1 101 ");
+    /// out.extend_from_slice(b"Switching Protocols\r\n\r\n");
+    /// assert_eq!(&out.take_all()[..], b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    /// assert!(out.is_empty());
+    /// out.extend_from_slice(b"head ");
+    /// out.push_bytes(bytes::Bytes::from(vec![b'x'; 2000]));
+    /// assert_eq!(out.take_all().len(), 2005);
+    /// assert!(out.is_empty());
+    /// ```
+    pub fn take_all(&mut self) -> BytesMut {
+        if self.chunks.is_empty() {
+            return std::mem::take(&mut self.tail);
+        }
+        let mut all = BytesMut::with_capacity(self.len());
+        while self.has_remaining() {
+            let chunk = self.chunk();
+            let len = chunk.len();
+            all.extend_from_slice(chunk);
+            self.advance(len);
+        }
+        all
+    }
+
     /// Copies everything into `dst` and empties this queue.
     ///
     /// ```

@@ -161,6 +161,21 @@ impl ServerProtocol {
         }
     }
 
+    /// Replaces the value of the `Server` header that responses carry (`None`: no such
+    /// header). A server that makes a `ServerProtocol` per connection can configure it
+    /// without one (`server_header(None)`) and set a value it keeps, whose clones share
+    /// its bytes, instead of having each connection copy the configured string.
+    ///
+    /// ```
+    /// use sockjet_proto::{ServerConfig, ServerProtocol, http::HeaderValue};
+    /// let shared = HeaderValue::from_static("example/1");
+    /// let mut server = ServerProtocol::new(ServerConfig::default().server_header(None));
+    /// server.set_server_header(Some(shared.clone()));
+    /// ```
+    pub fn set_server_header(&mut self, value: Option<HeaderValue>) {
+        self.server_header = value;
+    }
+
     // ----- getters -----
 
     /// The connection state: [`State::Connecting`] until a response is sent, then the
@@ -598,18 +613,30 @@ impl ServerProtocol {
         let accept = handshake::encode_accept_key(key, &mut accept);
         // What `write_response` writes for `accept`'s response: the same headers, in the
         // same order and spelling, straight into the output queue's buffer.
+        // Reserved to the byte: a server keeps this buffer as the response sent for the
+        // connection's life (`Outgoing::take_all`), so it carries no spare room.
+        let extension_len = self
+            .negotiated_deflate
+            .as_ref()
+            .map_or(0, |(_, extension)| {
+                EXTENSIONS_PREFIX.len() + extension.len() + 2
+            });
+        let server_len = self
+            .server_header
+            .as_ref()
+            .map_or(0, |server| SERVER_PREFIX.len() + server.len() + 2);
         let head = self.protocol.outgoing().tail_mut();
-        head.reserve(SWITCHING_HEAD.len() + 128);
+        head.reserve(SWITCHING_HEAD.len() + accept.len() + 2 + extension_len + server_len + 2);
         head.extend_from_slice(SWITCHING_HEAD);
         head.extend_from_slice(accept);
         head.extend_from_slice(b"\r\n");
         if let Some((_, extension)) = &self.negotiated_deflate {
-            head.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+            head.extend_from_slice(EXTENSIONS_PREFIX);
             head.extend_from_slice(extension.as_bytes());
             head.extend_from_slice(b"\r\n");
         }
         if let Some(server) = &self.server_header {
-            head.extend_from_slice(b"Server: ");
+            head.extend_from_slice(SERVER_PREFIX);
             head.extend_from_slice(server.as_bytes());
             head.extend_from_slice(b"\r\n");
         }
@@ -827,6 +854,12 @@ impl ServerProtocol {
 /// The start of an accepting response, up to the `Sec-WebSocket-Accept` value.
 const SWITCHING_HEAD: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Accept: ";
+
+/// Starts the `Sec-WebSocket-Extensions` line of a 101.
+const EXTENSIONS_PREFIX: &[u8] = b"Sec-WebSocket-Extensions: ";
+
+/// Starts the `Server` line of a response.
+const SERVER_PREFIX: &[u8] = b"Server: ";
 
 /// Checks an opening handshake request against RFC 6455 §4.2.1 ("Reading the Client's
 /// Opening Handshake"): "If the server, while reading the handshake, finds that the client

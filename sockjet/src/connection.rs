@@ -24,7 +24,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_core::Stream;
 use futures_sink::Sink;
 use sockjet_proto::{
@@ -82,13 +82,13 @@ pub(crate) enum HandshakeResponse {
     /// The bytes of the response head, parsed on first use: a server keeps one per
     /// connection, and parsed headers take several times their size.
     Sent {
-        head: Bytes,
+        head: BytesMut,
         parsed: OnceLock<Box<Response>>,
     },
 }
 
 impl HandshakeResponse {
-    pub(crate) fn sent(head: Bytes) -> Self {
+    pub(crate) fn sent(head: BytesMut) -> Self {
         Self::Sent {
             head,
             parsed: OnceLock::new(),

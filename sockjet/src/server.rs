@@ -10,7 +10,8 @@ use std::{
     task::{Context, Poll},
 };
 
-use sockjet_proto::{Outgoing, ServerConfig, ServerProtocol};
+use http::HeaderValue;
+use sockjet_proto::{ServerConfig, ServerProtocol};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, ToSocketAddrs},
@@ -77,11 +78,70 @@ where
 pub struct ServerBuilder {
     /// Shared by every connection, rather than copied into each.
     pub(crate) connection: Arc<ConnectionConfig>,
-    pub(crate) handshake: ServerConfig,
+    pub(crate) handshake: HandshakeSettings,
     /// Request and response hooks, subprotocols (see `hooks.rs`).
     pub(crate) hooks: Hooks,
     /// TLS, limits, timeouts (see `server_options.rs`).
     pub(crate) serving: ServeOptions,
+}
+
+/// A server's handshake options, with the `Server` header made a shared value once:
+/// cloning the configured string for every connection would cost an allocation each.
+#[derive(Clone, Debug)]
+pub(crate) struct HandshakeSettings {
+    /// The options, without the `Server` header when it is in `server_header`.
+    pub(crate) config: ServerConfig,
+    pub(crate) server_header: Option<HeaderValue>,
+}
+
+impl HandshakeSettings {
+    /// A new handshake with these options, the protocol limits coming from `connection`.
+    pub(crate) fn server_protocol(
+        &self,
+        connection: &ConnectionConfig,
+        deliver_invalid_requests: bool,
+    ) -> ServerProtocol {
+        let mut config = self.config.clone();
+        config.protocol = connection.protocol.clone();
+        config.deliver_invalid_requests |= deliver_invalid_requests;
+        let mut proto = ServerProtocol::new(config);
+        if let Some(server_header) = &self.server_header {
+            proto.set_server_header(Some(server_header.clone()));
+        }
+        proto
+    }
+
+    /// The `Server` header's text, for the plain HTTP answers of hooks.
+    pub(crate) fn server_header_text(&self) -> Option<&str> {
+        match &self.server_header {
+            Some(value) => value.to_str().ok(),
+            None => self.config.server_header.as_deref(),
+        }
+    }
+}
+
+impl From<ServerConfig> for HandshakeSettings {
+    fn from(mut config: ServerConfig) -> Self {
+        // A value that is not a valid header stays in the options, where
+        // `ServerProtocol::new` reports it as it always has.
+        let server_header = match config.server_header.as_deref().map(HeaderValue::from_str) {
+            Some(Ok(value)) => {
+                config.server_header = None;
+                Some(value)
+            }
+            _ => None,
+        };
+        Self {
+            config,
+            server_header,
+        }
+    }
+}
+
+impl Default for HandshakeSettings {
+    fn default() -> Self {
+        ServerConfig::default().into()
+    }
 }
 
 impl ServerBuilder {
@@ -107,7 +167,7 @@ impl ServerBuilder {
     /// # drop(builder);
     /// ```
     pub fn handshake(mut self, config: ServerConfig) -> Self {
-        self.handshake = config;
+        self.handshake = config.into();
         self
     }
 
@@ -245,10 +305,9 @@ pub(crate) async fn accept_on(
     settings: &ServerBuilder,
     deadline: Option<Pin<&mut Sleep>>,
 ) -> Result<(Connection, Driver), Error> {
-    let mut handshake_config = settings.handshake.clone();
-    handshake_config.protocol = settings.connection.protocol.clone();
-    handshake_config.deliver_invalid_requests = true;
-    let mut proto = ServerProtocol::new(handshake_config);
+    let mut proto = settings
+        .handshake
+        .server_protocol(&settings.connection, true);
     // What this future holds across an `.await` is in every handshake's state: the rare
     // paths (hooks, refusals) box theirs or hold little.
     let exchange = async {
@@ -272,7 +331,7 @@ pub(crate) async fn accept_on(
             Ok(answered) => answered,
             Err(()) => Box::pin(hooks.run_request_hooks(&mut request, peer)).await,
         };
-        let server_header = settings.handshake.server_header.as_deref();
+        let server_header = settings.handshake.server_header_text();
         request = match respond_to(hooks, server_header, &mut proto, request, answered) {
             Ok(request) => request,
             Err(refusal) => {
@@ -281,13 +340,13 @@ pub(crate) async fn accept_on(
             }
         };
         // Keep the response as the bytes sent: parsed headers would cost a few times more
-        // for every connection, and few handlers look at them.
-        let mut head = Vec::new();
-        proto.outgoing().drain_into(&mut head);
-        *proto.outgoing() = Outgoing::default();
+        // for every connection, and few handlers look at them. Taken from the output
+        // queue as they are, neither copied nor frozen (a frozen buffer allocates the
+        // header that shares it).
+        let head = proto.outgoing().take_all();
         stream.write_all(&head).await?;
         stream.flush().await?;
-        Ok((request, HandshakeResponse::sent(head.into())))
+        Ok((request, HandshakeResponse::sent(head)))
     };
     let outcome = match deadline {
         Some(deadline) => within(deadline, exchange).await,

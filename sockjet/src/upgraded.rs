@@ -94,9 +94,7 @@ impl ServerBuilder {
     /// A new handshake with this builder's options, the protocol limits coming from the
     /// connection options.
     fn server_protocol(&self) -> ServerProtocol {
-        let mut handshake_config = self.handshake.clone();
-        handshake_config.protocol = self.connection.protocol.clone();
-        ServerProtocol::new(handshake_config)
+        self.handshake.server_protocol(&self.connection, false)
     }
 
     #[allow(clippy::result_large_err)]

@@ -226,3 +226,32 @@ async fn a_request_hook_cannot_answer_101() {
     let raw = raw_exchange(addr, &upgrade_request("/", "")).await;
     assert_eq!(raw.status, 500);
 }
+
+/// The `Server` header of the handshake options is on the 101 and on a hook's plain HTTP
+/// answer: the default one, one set with `handshake(..)`, or none.
+#[tokio::test]
+async fn the_server_header_is_on_the_101_and_on_hook_answers() {
+    let default = format!("sockjet/{}", env!("CARGO_PKG_VERSION"));
+    let cases = [
+        (None, Some(default.as_str())),
+        (Some(Some("example/7")), Some("example/7")),
+        (Some(None), None),
+    ];
+    for (configured, expected) in cases {
+        let mut builder = with_healthz();
+        if let Some(value) = configured {
+            builder = builder.handshake(
+                sockjet::proto::ServerConfig::default().server_header(value.map(str::to_owned)),
+            );
+        }
+        let addr = start(builder, |ws| async move { drop(ws) }).await;
+        let ws = within(sockjet::connect(&format!("ws://{addr}/")))
+            .await
+            .unwrap();
+        let sent = ws.response().headers().get(header::SERVER);
+        assert_eq!(sent.map(|value| value.to_str().unwrap()), expected);
+        let answer = raw_exchange(addr, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("server"), expected, "{configured:?}");
+    }
+}

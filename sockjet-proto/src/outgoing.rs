@@ -172,7 +172,14 @@ impl Buf for Outgoing {
             self.chunks.pop_front();
         }
         assert!(cnt <= self.tail.len(), "advanced past the end of Outgoing");
-        self.tail.advance(cnt);
+        if cnt == self.tail.len() {
+            // All written (the common case): emptied in place, so the next frames are
+            // written from the start of the buffer. Advancing would move its start to
+            // the end, and the next write would first have to reclaim the room before it.
+            self.tail.clear();
+        } else {
+            self.tail.advance(cnt);
+        }
         if self.tail.is_empty() && self.tail.capacity() > MAX_IDLE_CAPACITY {
             // A large client message grew the buffer; give the memory back when idle.
             self.tail = BytesMut::new();
@@ -217,6 +224,23 @@ mod tests {
         assert_eq!(all.len(), 2003);
         assert_eq!(all[0], b'a');
         assert_eq!(&all[2001..], b"cd");
+    }
+
+    #[test]
+    fn a_buffer_written_out_is_reused_from_its_start() {
+        let mut out = Outgoing::default();
+        out.extend_from_slice(&[7u8; 100]);
+        let start = out.chunk().as_ptr();
+        let capacity = out.tail.capacity();
+        out.advance(100);
+        assert!(out.is_empty());
+        // The whole capacity is free again, and the next bytes go where the first went.
+        assert_eq!(out.tail.capacity(), capacity);
+        out.extend_from_slice(b"next");
+        assert_eq!(out.chunk().as_ptr(), start);
+        // A partial write still leaves the rest to send.
+        out.advance(1);
+        assert_eq!(out.chunk(), b"ext");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::{collections::VecDeque, io::IoSlice};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Bytes waiting to be written to the network, in order.
 ///
@@ -115,12 +115,7 @@ impl Outgoing {
             return std::mem::take(&mut self.tail);
         }
         let mut all = BytesMut::with_capacity(self.len());
-        while self.has_remaining() {
-            let chunk = self.chunk();
-            let len = chunk.len();
-            all.extend_from_slice(chunk);
-            self.advance(len);
-        }
+        all.put(self);
         all
     }
 
@@ -136,12 +131,7 @@ impl Outgoing {
     /// ```
     pub fn drain_into(&mut self, dst: &mut Vec<u8>) {
         dst.reserve(self.len());
-        while self.has_remaining() {
-            let chunk = self.chunk();
-            let len = chunk.len();
-            dst.extend_from_slice(chunk);
-            self.advance(len);
-        }
+        dst.put(self);
     }
 }
 

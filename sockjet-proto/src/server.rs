@@ -2,19 +2,19 @@
 //! open connection.
 
 mod upgrade;
+mod validate;
 
 use std::mem;
 
 use bytes::{Buf as _, Bytes, BytesMut};
-use http::{HeaderValue, Method, StatusCode, Version, header};
+use http::{HeaderValue, StatusCode, header};
 
 use crate::{
     config::ServerConfig,
     error::{ApiMisuse, HandshakeError},
     extension::permessage_deflate::{DeflateParams, PerMessageDeflate},
     handshake::{
-        self, CONNECTION, HOST, HeadLimits, HeadParser, Request, Response, UPGRADE, content_length,
-        parse_request, require_token, single_value, trim_ows, validate_key, validate_version,
+        self, HeadLimits, HeadParser, Request, Response, parse_request, trim_ows, validate_key,
         write_response,
     },
     outgoing::Outgoing,
@@ -22,6 +22,7 @@ use crate::{
 };
 
 use upgrade::RequestSource;
+use validate::validate_request;
 
 /// The server end of a connection, from the first byte of the HTTP request to the end.
 ///
@@ -860,60 +861,6 @@ const EXTENSIONS_PREFIX: &[u8] = b"Sec-WebSocket-Extensions: ";
 
 /// Starts the `Server` line of a response.
 const SERVER_PREFIX: &[u8] = b"Server: ";
-
-/// Checks an opening handshake request against RFC 6455 §4.2.1 ("Reading the Client's
-/// Opening Handshake"): "If the server, while reading the handshake, finds that the client
-/// did not send a handshake that matches the description below [...], the server MUST stop
-/// processing the client's handshake and return an HTTP response with an appropriate
-/// error code (such as 400 Bad Request)."
-fn validate_request(request: &Request) -> Result<(), HandshakeError> {
-    // §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
-    if request.method() != Method::GET {
-        return Err(HandshakeError::MethodNotAllowed);
-    }
-    if request.version() != Version::HTTP_11 {
-        return Err(HandshakeError::UnsupportedHttpVersion);
-    }
-    // §4.2.1 item 1 goes on: "including a "Request-URI" [RFC2616] that should be
-    // interpreted as a /resource name/ defined in Section 3 (or an absolute HTTP/HTTPS URI
-    // containing the /resource name/)". That rules out "*" and "host:port".
-    let target = request.uri();
-    if target.scheme().is_none() && !target.path().starts_with('/') {
-        return Err(HandshakeError::MalformedHttp(
-            "request target is not a path".to_owned(),
-        ));
-    }
-    let headers = request.headers();
-    // §4.2.1 item 2: "A |Host| header field containing the server's authority", and
-    // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
-    // HTTP/1.1 request message that lacks a Host header field and to any request message
-    // that contains more than one Host header field".
-    single_value(headers, &HOST)?.ok_or(HandshakeError::MissingHeader(HOST.display))?;
-    // §4.2.1 item 3: "An |Upgrade| header field containing the value "websocket", treated
-    // as an ASCII case-insensitive value."
-    require_token(headers, &UPGRADE, "websocket")?;
-    // §4.2.1 item 4: "A |Connection| header field that includes the token "Upgrade",
-    // treated as an ASCII case-insensitive value."
-    require_token(headers, &CONNECTION, "upgrade")?;
-    // §4.2.1 items 5 and 6.
-    validate_key(headers)?;
-    validate_version(headers)?;
-    // A GET upgrade has no body: bytes behind the head are frames, and a declared body
-    // would make them ambiguous.
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        return Err(HandshakeError::InvalidHeader {
-            name: "Transfer-Encoding",
-            reason: "a handshake request has no body".to_owned(),
-        });
-    }
-    if content_length(headers)?.is_some_and(|length| length > 0) {
-        return Err(HandshakeError::InvalidHeader {
-            name: "Content-Length",
-            reason: "a handshake request has no body".to_owned(),
-        });
-    }
-    Ok(())
-}
 
 /// Capacity of the handshake's input buffer: a typical browser request is 500 to 800
 /// bytes, and it grows as needed up to the limits.

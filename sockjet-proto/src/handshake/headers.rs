@@ -39,8 +39,9 @@ pub(crate) static SEC_WEBSOCKET_ACCEPT: Header =
     Header::new(header::SEC_WEBSOCKET_ACCEPT, "Sec-WebSocket-Accept");
 pub(crate) static SEC_WEBSOCKET_PROTOCOL: Header =
     Header::new(header::SEC_WEBSOCKET_PROTOCOL, "Sec-WebSocket-Protocol");
-static KEY: Header = Header::new(header::SEC_WEBSOCKET_KEY, "Sec-WebSocket-Key");
-static VERSION: Header = Header::new(header::SEC_WEBSOCKET_VERSION, "Sec-WebSocket-Version");
+pub(crate) static KEY: Header = Header::new(header::SEC_WEBSOCKET_KEY, "Sec-WebSocket-Key");
+pub(crate) static VERSION: Header =
+    Header::new(header::SEC_WEBSOCKET_VERSION, "Sec-WebSocket-Version");
 
 /// Requires `name` to list `token`, compared ASCII case-insensitively:
 /// [`HandshakeError::MissingHeader`] if `name` is absent, [`HandshakeError::InvalidHeader`]
@@ -57,16 +58,34 @@ pub(crate) fn require_token(
     }
     // Several header lines with the same name are one list (RFC 9110 §5.3), so
     // `Connection: keep-alive` followed by `Connection: Upgrade` lists `upgrade`.
-    let listed = values.any(|value| {
-        split_list(value.as_bytes()).any(|element| element.eq_ignore_ascii_case(token.as_bytes()))
-    });
-    if !listed {
-        return Err(HandshakeError::InvalidHeader {
-            name: name.display,
-            reason: format!("{token} not listed"),
-        });
+    if !values.any(|value| lists_token(value.as_bytes(), token)) {
+        return Err(token_not_listed(name, token));
     }
     Ok(())
+}
+
+/// Whether the list `value` has `token` as one of its elements, ASCII case-insensitively.
+pub(crate) fn lists_token(value: &[u8], token: &str) -> bool {
+    // A value that is the token alone (`Upgrade: websocket`) is what clients send: one
+    // comparison instead of splitting.
+    value.eq_ignore_ascii_case(token.as_bytes())
+        || split_list(value).any(|element| element.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// The error for a header `name` that is present but does not list `token`.
+pub(crate) fn token_not_listed(name: &Header, token: &str) -> HandshakeError {
+    HandshakeError::InvalidHeader {
+        name: name.display,
+        reason: format!("{token} not listed"),
+    }
+}
+
+/// The error for a header `name` that may appear once but came more than once.
+pub(crate) fn repeated(name: &Header) -> HandshakeError {
+    HandshakeError::InvalidHeader {
+        name: name.display,
+        reason: "more than one".to_owned(),
+    }
 }
 
 /// The value of a header that may appear at most once: `Ok(None)` if absent, an
@@ -78,10 +97,7 @@ pub(crate) fn single_value<'a>(
     let mut values = headers.get_all(&name.name).iter();
     match (values.next(), values.next()) {
         (first, None) => Ok(first),
-        (Some(_), Some(_)) => Err(HandshakeError::InvalidHeader {
-            name: name.display,
-            reason: "more than one".to_owned(),
-        }),
+        (Some(_), Some(_)) => Err(repeated(name)),
         (None, Some(_)) => unreachable!("an iterator yielded after None"),
     }
 }
@@ -101,6 +117,11 @@ pub(crate) fn is_token(text: &[u8]) -> bool {
 /// Returns the key as sent, which is what `Sec-WebSocket-Accept` hashes.
 pub(crate) fn validate_key(headers: &HeaderMap) -> Result<&[u8], HandshakeError> {
     let key = single_value(headers, &KEY)?.ok_or(HandshakeError::MissingHeader(KEY.display))?;
+    check_key(key)
+}
+
+/// Checks the value of a `Sec-WebSocket-Key` that came once, as [`validate_key`] does.
+pub(crate) fn check_key(key: &HeaderValue) -> Result<&[u8], HandshakeError> {
     let key = trim_ows(key.as_bytes());
     let invalid = |reason: String| HandshakeError::InvalidHeader {
         name: KEY.display,
@@ -174,12 +195,18 @@ static BASE64_DIGITS: [u8; 256] = {
 pub(crate) fn validate_version(headers: &HeaderMap) -> Result<(), HandshakeError> {
     let mut values = headers.get_all(&VERSION.name).iter();
     match (values.next(), values.next()) {
-        (Some(version), None)
-            if trim_ows(version.as_bytes()) == super::WEBSOCKET_VERSION.as_bytes() =>
-        {
-            Ok(())
-        }
+        (Some(version), None) => check_version(version),
         _ => Err(HandshakeError::UnsupportedVersion),
+    }
+}
+
+/// Checks the value of a `Sec-WebSocket-Version` that came once, as [`validate_version`]
+/// does.
+pub(crate) fn check_version(version: &HeaderValue) -> Result<(), HandshakeError> {
+    if trim_ows(version.as_bytes()) == super::WEBSOCKET_VERSION.as_bytes() {
+        Ok(())
+    } else {
+        Err(HandshakeError::UnsupportedVersion)
     }
 }
 

@@ -254,9 +254,14 @@ fn header_slots<'a, 'b>(
 /// [`HandshakeError::InvalidHeader`] if it is repeated or not a decimal number (RFC 9112
 /// §6.3: such a message "is unrecoverable").
 pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HandshakeError> {
-    let Some(value) = single_value(headers, &CONTENT_LENGTH)? else {
-        return Ok(None);
-    };
+    match single_value(headers, &CONTENT_LENGTH)? {
+        Some(value) => parse_content_length(value).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Parses the value of a `Content-Length` that came once, as [`content_length`] does.
+pub(crate) fn parse_content_length(value: &HeaderValue) -> Result<u64, HandshakeError> {
     let digits = value.as_bytes();
     // `u64::from_str` alone would also accept a leading '+'.
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
@@ -268,7 +273,6 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Handsha
     std::str::from_utf8(digits)
         .ok()
         .and_then(|digits| digits.parse().ok())
-        .map(Some)
         .ok_or(HandshakeError::InvalidHeader {
             name: CONTENT_LENGTH.display,
             reason: "too large".to_owned(),

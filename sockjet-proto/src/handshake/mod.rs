@@ -19,12 +19,13 @@ use sha1::{Digest, Sha1};
 pub use crate::error::HandshakeError;
 
 pub(crate) use headers::{
-    CONNECTION, HOST, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE, is_token,
-    require_token, single_value, split_list, trim_ows, validate_key, validate_version,
+    CONNECTION, CONTENT_LENGTH, HOST, Header, KEY, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL,
+    UPGRADE, check_key, check_version, is_token, lists_token, repeated, require_token,
+    single_value, split_list, token_not_listed, trim_ows, validate_key, validate_version,
 };
 pub(crate) use http11::{
-    HeadLimits, HeadParser, content_length, parse_request, parse_response, write_request,
-    write_response,
+    HeadLimits, HeadParser, content_length, parse_content_length, parse_request, parse_response,
+    write_request, write_response,
 };
 
 /// An opening handshake request, as the server receives it or the client sends it.

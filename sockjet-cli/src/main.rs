@@ -158,7 +158,8 @@ fn main() -> ExitCode {
     // unless told otherwise.
     let threads = match &cli.command {
         Command::Bench(args) => args.threads(),
-        Command::Serve(_) | Command::Connect(_) => None,
+        Command::Serve(args) => args.threads(),
+        Command::Connect(_) => None,
     }
     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     // One thread: the multi-threaded scheduler would only add its cost (atomic queues,

@@ -53,6 +53,10 @@ pub(crate) struct ServeArgs {
         conflicts_with_all = ["unix", "demo", "broadcast"]
     )]
     pub(crate) processes: u16,
+    /// Tokio worker threads of each process; default: one per CPU the process may run on
+    /// (its affinity mask). With 1, everything runs on one thread.
+    #[arg(long, value_name = "N", value_parser = crate::bench::parse_count)]
+    threads: Option<usize>,
     /// Run as a worker of the `--processes` supervisor with this process id.
     #[arg(long, value_name = "PID", hide = true, requires = "worker_addr")]
     worker_of: Option<u32>,
@@ -90,6 +94,13 @@ pub(crate) struct ServeArgs {
     /// Drop a client that has not finished its TLS and HTTP handshakes in SECS seconds.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_positive_seconds, help_heading = "Limits")]
     handshake_timeout: Duration,
+}
+
+impl ServeArgs {
+    /// Worker threads asked for, if any.
+    pub(crate) fn threads(&self) -> Option<usize> {
+        self.threads
+    }
 }
 
 /// Runs the server until Ctrl-C or SIGTERM, then shuts down gracefully: every open

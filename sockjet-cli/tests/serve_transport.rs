@@ -211,3 +211,45 @@ fn sigterm_under_load_delivers_every_echo_before_1001() {
     let log = finished.stderr;
     assert!(log.contains("shutting down"), "{log}");
 }
+
+/// Names of the process's threads that are Tokio workers of a multi-threaded runtime.
+fn tokio_workers(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count()
+}
+
+#[test]
+fn threads_sets_the_number_of_workers() {
+    for (threads, workers) in [("1", 0), ("3", 3)] {
+        let server = Serve::start(&["127.0.0.1:0", "--threads", threads]);
+        let url = server.url.clone();
+        // Each worker serves: a few connections at once all get their echo.
+        runtime().block_on(async {
+            let mut clients = Vec::new();
+            for index in 0..6 {
+                let url = url.clone();
+                clients.push(tokio::spawn(async move {
+                    let tcp = TcpStream::connect(url.trim_start_matches("ws://"))
+                        .await
+                        .unwrap();
+                    echo_once(tcp, &url, &format!("hello {index}")).await;
+                }));
+            }
+            for client in clients {
+                within(client).await.unwrap();
+            }
+        });
+        // 1 runs everything on the main thread (Tokio's current-thread runtime).
+        assert_eq!(
+            tokio_workers(server.process.id()),
+            workers,
+            "--threads {threads}"
+        );
+        terminate(server);
+    }
+    let refused = Sockjet::start(&["serve", "127.0.0.1:0", "--threads", "0"]).finish();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+}

@@ -518,7 +518,7 @@ fn parse_subscribers(value: &str) -> Result<usize, String> {
 }
 
 /// Parses a count of at least 1.
-fn parse_count(value: &str) -> Result<usize, String> {
+pub(crate) fn parse_count(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(count) if count >= 1 => Ok(count),
         _ => Err(format!("{value:?} is not a whole number of at least 1")),

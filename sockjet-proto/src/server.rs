@@ -87,7 +87,9 @@ pub struct ServerProtocol {
     input: BytesMut,
     server_header: Option<HeaderValue>,
     /// The valid request, until `next_event` returns it.
-    pending_request: Option<Request>,
+    /// Boxed from the parse on: it moves through the driver and into the connection,
+    /// and every move would copy its 224 bytes.
+    pending_request: Option<Box<Request>>,
     handshake_error: Option<HandshakeError>,
     /// Deliver well-formed requests that are not valid handshakes (see
     /// [`ServerConfig::deliver_invalid_requests`]).
@@ -683,16 +685,14 @@ impl ServerProtocol {
         // A driver may have read straight into `receive_buffer`.
         self.receive_request();
         match self.phase {
-            Phase::RequestReceived => {
-                (self.pending_request.take()).map(|request| Event::Request(Box::new(request)))
-            }
+            Phase::RequestReceived => self.pending_request.take().map(Event::Request),
             Phase::Open => self.protocol.next_event(),
             _ => None,
         }
     }
 
     /// The request, once complete and valid: what [`next_event`](Self::next_event) gives
-    /// as [`Event::Request`], not boxed, for a driver that waits for the request alone.
+    /// as [`Event::Request`], for a driver that waits for the request alone.
     /// `None` before, and after it was taken either way.
     ///
     /// ```
@@ -706,7 +706,7 @@ impl ServerProtocol {
     /// assert_eq!(server.take_request().unwrap().uri(), "/chat");
     /// assert!(server.take_request().is_none() && server.next_event().is_none());
     /// ```
-    pub fn take_request(&mut self) -> Option<Request> {
+    pub fn take_request(&mut self) -> Option<Box<Request>> {
         self.receive_request();
         match self.phase {
             Phase::RequestReceived => self.pending_request.take(),

@@ -354,7 +354,7 @@ impl ClientBuilder {
             if let Some(Event::Response(response)) = proto.next_event() {
                 *proto.outgoing() = Outgoing::default();
                 let handshake = Handshake {
-                    request,
+                    request: Box::new(request),
                     response: HandshakeResponse::Received(response),
                     peer_addr: peer,
                 };

@@ -69,7 +69,8 @@ impl fmt::Display for ConnectionId {
 /// What the handshake established; immutable for the connection's life.
 #[derive(Debug)]
 pub(crate) struct Handshake {
-    pub(crate) request: Request,
+    /// Boxed: moved into the connection from the handshake without copying it.
+    pub(crate) request: Box<Request>,
     pub(crate) response: HandshakeResponse,
     pub(crate) peer_addr: Option<SocketAddr>,
 }

@@ -290,7 +290,7 @@ impl Hooks {
     pub(crate) fn answer(
         &self,
         proto: &ServerProtocol,
-        request: Request,
+        request: Box<Request>,
         answered: Option<Response>,
     ) -> Answer {
         let by_hook = answered.is_some();
@@ -329,7 +329,7 @@ impl Hooks {
 /// What to send in answer to a request.
 pub(crate) struct Answer {
     /// The request as the hooks left it (with their extensions).
-    pub(crate) request: Request,
+    pub(crate) request: Box<Request>,
     pub(crate) response: Response,
     /// A request hook answered (rather than the handshake).
     pub(crate) by_hook: bool,

@@ -28,9 +28,9 @@ pub(crate) fn respond_to(
     hooks: &Hooks,
     server_header: Option<&str>,
     proto: &mut ServerProtocol,
-    request: Request,
+    request: Box<Request>,
     answered: Option<Response>,
-) -> Result<Request, Error> {
+) -> Result<Box<Request>, Error> {
     // The common case: the core writes the 101 itself, without an `http::Response` to
     // build and then serialize.
     if answered.is_none() && hooks.accepts_plainly() && proto.send_accept(&request)? {

@@ -222,7 +222,7 @@ impl Upgrade {
             protocol: self.proto.into_protocol(),
             config: self.config,
             handshake: Handshake {
-                request: self.request,
+                request: Box::new(self.request),
                 // Kept parsed: the HTTP server writes it, sockjet never has its bytes.
                 response: HandshakeResponse::Received(Box::new(self.response.clone())),
                 peer_addr: self.peer_addr,
@@ -380,7 +380,7 @@ impl Connection {
         let mut response = Response::default();
         *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
         let handshake = Handshake {
-            request: Request::default(),
+            request: Box::default(),
             response: HandshakeResponse::Received(Box::new(response)),
             peer_addr: None,
         };

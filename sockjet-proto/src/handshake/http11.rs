@@ -162,7 +162,11 @@ impl HeadParser {
 ///
 /// [`HandshakeError::UnsupportedHttpVersion`] for a version other than HTTP/1.0 or 1.1,
 /// [`HandshakeError::MalformedHttp`] for anything else httparse or `http` refuse.
-pub(crate) fn parse_request(head: &[u8], limits: HeadLimits) -> Result<Request, HandshakeError> {
+/// Boxed: the request moves on through the server and into the connection.
+pub(crate) fn parse_request(
+    head: &[u8],
+    limits: HeadLimits,
+) -> Result<Box<Request>, HandshakeError> {
     // One copy of the head, which the target and every header value then share: one
     // allocation per request instead of one per header (the connect path's main cost in
     // user space, with the frees when the request is dropped).
@@ -187,7 +191,7 @@ pub(crate) fn parse_request(head: &[u8], limits: HeadLimits) -> Result<Request, 
     else {
         unreachable!("httparse fills in a complete request line");
     };
-    let mut request = Request::new(());
+    let mut request = Box::new(Request::new(()));
     *request.method_mut() = Method::from_bytes(method.as_bytes())
         .map_err(|_| HandshakeError::MalformedHttp("invalid method".to_owned()))?;
     *request.uri_mut() = Uri::from_maybe_shared(head.slice_ref(target.as_bytes()))

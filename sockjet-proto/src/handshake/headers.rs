@@ -40,8 +40,7 @@ pub(crate) static SEC_WEBSOCKET_ACCEPT: Header =
 pub(crate) static SEC_WEBSOCKET_PROTOCOL: Header =
     Header::new(header::SEC_WEBSOCKET_PROTOCOL, "Sec-WebSocket-Protocol");
 pub(crate) static KEY: Header = Header::new(header::SEC_WEBSOCKET_KEY, "Sec-WebSocket-Key");
-pub(crate) static VERSION: Header =
-    Header::new(header::SEC_WEBSOCKET_VERSION, "Sec-WebSocket-Version");
+static VERSION: Header = Header::new(header::SEC_WEBSOCKET_VERSION, "Sec-WebSocket-Version");
 
 /// Requires `name` to list `token`, compared ASCII case-insensitively:
 /// [`HandshakeError::MissingHeader`] if `name` is absent, [`HandshakeError::InvalidHeader`]

@@ -219,38 +219,45 @@ async fn serve_connection<H, F>(
     H: Fn(Connection) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
-    // One timer for the connection's life: the handshake's deadline, then the driver's.
-    let mut timer = Box::pin(sleep(settings.serving.handshake_timeout));
-    // Boxed, so that the handshake's state (a few hundred bytes) is freed once it is over
-    // instead of sizing the task for the connection's life.
-    let handshake = Box::pin(handshake(accepted, peer, &settings, timer.as_mut())).await;
-    let (connection, mut driver) = match handshake {
-        Ok(opened) => opened,
-        Err(error) if AnsweredByHook::is_source_of(&error) => {
-            return tracing::debug!(%error, "answered over HTTP");
-        }
-        Err(error) if error.kind() == ErrorKind::Timeout => {
-            return tracing::info!("handshake timed out");
-        }
-        Err(error) => return tracing::info!(%error, "handshake failed"),
-    };
-    driver.reuse_timer(timer);
-    tracing::Span::current().record("path", connection.path());
-    tracing::info!("connection open");
-    let handler = if slot.opened(connection.shared()) {
-        // The server is shutting down: close at once, without calling the handler.
-        let _ = connection
-            .shared()
-            .start_close(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
-        drop(connection);
-        None
-    } else {
-        Some(handler(connection))
-    };
-    // The driver runs in this task, beside the handler, until the connection is over:
-    // it may outlive its handler (a `Sender` kept elsewhere, or the closing handshake),
-    // and holds its place until then.
-    RunBeside::new(handler, driver).await;
+    // Everything before the connection runs is in this block, awaited as its value: the
+    // locals it moves out of (the handshake's result, the connection, the driver) then
+    // end with it. Locals of the whole function would keep their room in this future,
+    // empty, for as long as the connection lives.
+    {
+        // One timer for the connection's life: the handshake's deadline, then the driver's.
+        let mut timer = Box::pin(sleep(settings.serving.handshake_timeout));
+        // Boxed, so that the handshake's state (a few hundred bytes) is freed once it is
+        // over instead of sizing the task for the connection's life.
+        let handshake = Box::pin(handshake(accepted, peer, &settings, timer.as_mut())).await;
+        let (connection, mut driver) = match handshake {
+            Ok(opened) => opened,
+            Err(error) if AnsweredByHook::is_source_of(&error) => {
+                return tracing::debug!(%error, "answered over HTTP");
+            }
+            Err(error) if error.kind() == ErrorKind::Timeout => {
+                return tracing::info!("handshake timed out");
+            }
+            Err(error) => return tracing::info!(%error, "handshake failed"),
+        };
+        driver.reuse_timer(timer);
+        tracing::Span::current().record("path", connection.path());
+        tracing::info!("connection open");
+        let handler = if slot.opened(connection.shared()) {
+            // The server is shutting down: close at once, without calling the handler.
+            let _ = connection
+                .shared()
+                .start_close(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
+            drop(connection);
+            None
+        } else {
+            Some(handler(connection))
+        };
+        // The driver runs in this task, beside the handler, until the connection is
+        // over: it may outlive its handler (a `Sender` kept elsewhere, or the closing
+        // handshake), and holds its place until then.
+        RunBeside::new(handler, driver)
+    }
+    .await;
     if let Some(shared) = slot.connection() {
         shared.closed().await;
     }

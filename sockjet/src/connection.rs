@@ -924,8 +924,11 @@ impl Connection {
     /// ws.send(vec![1u8, 2, 3]).await?; // binary
     /// # Ok(()) }
     /// ```
-    pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
-        send(&self.shared, message.into(), true).await
+    pub fn send(
+        &self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+        send(&self.shared, message.into(), true)
     }
 
     /// Sends a message without compressing it, even when permessage-deflate is in use
@@ -940,8 +943,11 @@ impl Connection {
     /// ws.send_uncompressed(vec![0x1f, 0x8b, 0x08]).await?; // gzip bytes
     /// # Ok(()) }
     /// ```
-    pub async fn send_uncompressed(&self, message: impl Into<Message>) -> Result<(), Error> {
-        send(&self.shared, message.into(), false).await
+    pub fn send_uncompressed(
+        &self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+        send(&self.shared, message.into(), false)
     }
 
     /// Whether permessage-deflate was negotiated on this connection.
@@ -1226,8 +1232,11 @@ impl Sender {
     /// s.send("hi").await?;
     /// # Ok(()) }
     /// ```
-    pub async fn send(&self, message: impl Into<Message>) -> Result<(), Error> {
-        send(&self.weak.shared, message.into(), true).await
+    pub fn send(
+        &self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+        send(&self.weak.shared, message.into(), true)
     }
 
     /// Sends a message without compressing it; see [`Connection::send_uncompressed`].
@@ -1241,8 +1250,11 @@ impl Sender {
     /// s.send_uncompressed("already small").await?;
     /// # Ok(()) }
     /// ```
-    pub async fn send_uncompressed(&self, message: impl Into<Message>) -> Result<(), Error> {
-        send(&self.weak.shared, message.into(), false).await
+    pub fn send_uncompressed(
+        &self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+        send(&self.weak.shared, message.into(), false)
     }
 
     /// Sends a ping and waits for its pong; see [`Connection::ping`].
@@ -1305,8 +1317,8 @@ impl Sender {
     /// s.send_bytes(bytes::Bytes::from_static(b"\x00\x01")).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn send_bytes(&self, data: Bytes) -> Result<(), Error> {
-        send(&self.weak.shared, Message::Binary(data), true).await
+    pub fn send_bytes(&self, data: Bytes) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+        send(&self.weak.shared, Message::Binary(data), true)
     }
 
     /// Broadcast messages this connection missed because its outgoing queue was full
@@ -1390,9 +1402,31 @@ impl fmt::Debug for Sender {
     }
 }
 
-async fn send(shared: &Shared, message: Message, compress: bool) -> Result<(), Error> {
-    let mut message = Some(message);
-    std::future::poll_fn(|cx| shared.poll_send(cx, &mut message, compress)).await
+fn send(shared: &Shared, message: Message, compress: bool) -> SendMessage<'_> {
+    SendMessage {
+        shared,
+        message: Some(message),
+        compress,
+    }
+}
+
+/// The future of every `send`: the message, held until there is room for it. A struct
+/// rather than an `async fn` called by another, whose layers each kept a copy of the
+/// message: a handler's future, which lives as long as its connection, is sized by the
+/// largest future it awaits.
+struct SendMessage<'a> {
+    shared: &'a Shared,
+    message: Option<Message>,
+    compress: bool,
+}
+
+impl Future for SendMessage<'_> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.shared.poll_send(cx, &mut this.message, this.compress)
+    }
 }
 
 async fn close(shared: &Shared, code: CloseCode, reason: &str) -> Result<(), Error> {

@@ -67,7 +67,7 @@ pub use extension::permessage_deflate::{DeflateConfig, DeflateParams, PerMessage
 pub use frame::mask::{MaskKeys, OsRandomMaskKeys};
 pub use handshake::{Request, Response};
 pub use message::{Message, Utf8Bytes};
-pub use outgoing::Outgoing;
+pub use outgoing::{Outgoing, Piece};
 pub use prepared::PreparedMessage;
 pub use protocol::{Event, Protocol, Side, State};
 pub use server::ServerProtocol;

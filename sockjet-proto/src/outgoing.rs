@@ -133,6 +133,48 @@ impl Outgoing {
         dst.reserve(self.len());
         dst.put(self);
     }
+
+    /// Takes the first piece queued, for a completion-based driver (io_uring) that hands
+    /// the kernel memory which must stay put until the write completes: a shared chunk, or
+    /// else the coalescing buffer, exchanged for `spare` (cleared first) so that no
+    /// allocation is needed once two buffers circulate. `None` when nothing is queued.
+    ///
+    /// ```
+    /// use sockjet_proto::{BytesMut, Outgoing, Piece};
+    /// let mut out = Outgoing::default();
+    /// out.extend_from_slice(b"head ");
+    /// out.push_bytes(bytes::Bytes::from(vec![b'x'; 2000]));
+    /// out.extend_from_slice(b"tail");
+    /// let mut spare = BytesMut::with_capacity(64);
+    /// let Some(Piece::Shared(first)) = out.take_piece(&mut spare) else { panic!() };
+    /// assert_eq!(&first[..], b"head ");
+    /// let Some(Piece::Shared(second)) = out.take_piece(&mut spare) else { panic!() };
+    /// assert_eq!(second.len(), 2000);
+    /// assert_eq!(out.take_piece(&mut spare), Some(Piece::Buffer));
+    /// assert_eq!(&spare[..], b"tail");
+    /// assert!(out.is_empty() && out.take_piece(&mut spare).is_none());
+    /// ```
+    pub fn take_piece(&mut self, spare: &mut BytesMut) -> Option<Piece> {
+        if let Some(chunk) = self.chunks.pop_front() {
+            self.chunks_len -= chunk.len();
+            return Some(Piece::Shared(chunk));
+        }
+        if self.tail.is_empty() {
+            return None;
+        }
+        spare.clear();
+        std::mem::swap(spare, &mut self.tail);
+        Some(Piece::Buffer)
+    }
+}
+
+/// What [`Outgoing::take_piece`] took.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// A queued chunk, shared with the message it came from.
+    Shared(Bytes),
+    /// The coalescing buffer's bytes, now in the `spare` buffer passed in.
+    Buffer,
 }
 
 impl Buf for Outgoing {

@@ -17,6 +17,7 @@ mod policy;
 mod serve;
 mod serve_broadcast;
 mod serve_processes;
+mod serve_uring;
 
 use std::{
     io::{self, IsTerminal as _, Write as _},
@@ -121,9 +122,27 @@ struct ConnectionArgs {
 }
 
 impl ConnectionArgs {
+    /// The message size limit, if any.
+    fn max_message_size(&self) -> Option<usize> {
+        (self.max_size != 0).then_some(self.max_size)
+    }
+
+    /// The protocol core's options for these arguments (the io_uring engine's).
+    fn proto_config(&self) -> sockjet_proto::Config {
+        let limit = self.max_message_size();
+        let config = sockjet_proto::Config::default()
+            .max_message_size(limit)
+            .max_frame_size(limit);
+        if self.no_compression {
+            config.deflate(None)
+        } else {
+            config
+        }
+    }
+
     /// The connection options these arguments ask for.
     fn config(&self) -> ConnectionConfig {
-        let limit = (self.max_size != 0).then_some(self.max_size);
+        let limit = self.max_message_size();
         let config = ConnectionConfig::default().max_message_size(limit);
         if self.no_compression {
             config.compression(None)
@@ -162,6 +181,11 @@ fn main() -> ExitCode {
         Command::Connect(_) => None,
     }
     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    // The io_uring engine runs its own threads; tokio only waits for signals beside them.
+    let threads = match &cli.command {
+        Command::Serve(args) if args.uses_uring() => 1,
+        _ => threads,
+    };
     // One thread: the multi-threaded scheduler would only add its cost (atomic queues,
     // a worker thread beside this one), so run everything on this thread.
     let mut builder = if threads == 1 {

@@ -39,6 +39,11 @@ pub(crate) struct PolicyArgs {
 }
 
 impl PolicyArgs {
+    /// Whether any origin, credential or rate-limit option was given.
+    pub(crate) fn any(&self) -> bool {
+        !self.origins.is_empty() || !self.basic_auth.is_empty() || self.rate_limit.is_some()
+    }
+
     /// The connection options with the rate limit.
     pub(crate) fn connection(&self, config: ConnectionConfig) -> ConnectionConfig {
         config.rate_limit(self.rate_limit)

@@ -53,10 +53,17 @@ pub(crate) struct ServeArgs {
         conflicts_with_all = ["unix", "demo", "broadcast"]
     )]
     pub(crate) processes: u16,
-    /// Tokio worker threads of each process; default: one per CPU the process may run on
-    /// (its affinity mask). With 1, everything runs on one thread.
+    /// Worker threads of each process (tokio's, or the io_uring engine's, each with its
+    /// own ring); default: one per CPU the process may run on (its affinity mask). With 1,
+    /// everything runs on one thread.
     #[arg(long, value_name = "N", value_parser = crate::bench::parse_count)]
     threads: Option<usize>,
+    /// The I/O engine of the echo server: `tokio` (every feature), or `uring` (Linux
+    /// io_uring: system calls batched across connections, for plain ws:// echo; not with
+    /// TLS, --unix, --demo, --broadcast, --processes, access policies or
+    /// --max-connections-per-ip; no /healthz).
+    #[arg(long, value_enum, default_value_t = Engine::Tokio)]
+    pub(crate) engine: Engine,
     /// Run as a worker of the `--processes` supervisor with this process id.
     #[arg(long, value_name = "PID", hide = true, requires = "worker_addr")]
     worker_of: Option<u32>,
@@ -96,10 +103,57 @@ pub(crate) struct ServeArgs {
     handshake_timeout: Duration,
 }
 
+/// The engines `sockjet serve` can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Engine {
+    /// The sockjet library on tokio.
+    Tokio,
+    /// sockjet-uring, on Linux io_uring.
+    Uring,
+}
+
 impl ServeArgs {
     /// Worker threads asked for, if any.
     pub(crate) fn threads(&self) -> Option<usize> {
         self.threads
+    }
+
+    /// Whether the io_uring engine serves.
+    pub(crate) fn uses_uring(&self) -> bool {
+        self.engine == Engine::Uring
+    }
+
+    /// Why the io_uring engine cannot serve what the arguments ask for, if it cannot.
+    pub(crate) fn uring_conflict(&self) -> Option<&'static str> {
+        [
+            (self.unix.is_some(), "--unix"),
+            (self.tls_cert.is_some(), "--tls-cert"),
+            (self.demo, "--demo"),
+            (self.broadcast, "--broadcast"),
+            (self.processes > 1, "--processes"),
+            (self.policy.any(), "--origin, --basic-auth and --rate-limit"),
+            (
+                self.max_connections_per_ip.is_some(),
+                "--max-connections-per-ip",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(set, name)| set.then_some(name))
+    }
+
+    /// The io_uring engine's options for these arguments.
+    pub(crate) fn uring_options(&self) -> sockjet_uring::Options {
+        sockjet_uring::Options {
+            threads: self
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+            config: sockjet_uring::ServerConfig::default().protocol(self.connection.proto_config()),
+            max_connections: self.max_connections,
+            handshake_timeout: self.handshake_timeout,
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
+            ..Default::default()
+        }
     }
 }
 
@@ -109,6 +163,9 @@ impl ServeArgs {
 pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failure> {
     // `--echo` is the default mode; the flag lets scripts say so.
     let _ = args.echo;
+    if args.uses_uring() {
+        return crate::serve_uring::run(args).await;
+    }
     match args.worker_of {
         Some(supervisor) => serve_processes::become_worker(supervisor)?,
         None if args.processes > 1 => return serve_processes::supervise(&args).await,

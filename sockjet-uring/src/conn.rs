@@ -1,0 +1,217 @@
+//! One connection's state in a worker: its protocol, what the ring is doing for it, and
+//! its deadline.
+
+use std::{os::fd::RawFd, time::Instant};
+
+use bytes::{Bytes, BytesMut};
+use sockjet_proto::{Piece, ServerProtocol};
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Reading the request head; no handler call yet.
+    Handshake,
+    /// Open: the handler was told (`open`) and will be told when it ends (`closed`).
+    Open,
+    /// The socket is being closed: waiting for the ring to finish with it.
+    Closing,
+}
+
+/// What the ring is sending for a connection: memory the kernel reads until the send
+/// completes, so nothing touches it meanwhile.
+pub(crate) enum InFlight {
+    /// The connection's send buffer, swapped out of the protocol's queue.
+    Buffer,
+    /// A chunk shared with a large message.
+    Shared(Bytes),
+    /// Several pieces in one `sendmsg`: a frame header and its payload, say.
+    Vectored(Box<Vectored>),
+}
+
+/// The pieces of a vectored send, and the kernel's view of them.
+pub(crate) struct Vectored {
+    /// Shared chunks, in order.
+    pub(crate) pieces: Vec<Bytes>,
+    /// Whether the connection's send buffer follows them.
+    pub(crate) with_buffer: bool,
+    /// What `sendmsg` reads: the unsent rest of the pieces.
+    pub(crate) iovecs: Vec<libc::iovec>,
+    pub(crate) header: libc::msghdr,
+}
+
+impl Vectored {
+    /// Total length of the pieces.
+    fn len(&self, buffer: &BytesMut) -> usize {
+        let buffered = if self.with_buffer { buffer.len() } else { 0 };
+        self.pieces.iter().map(Bytes::len).sum::<usize>() + buffered
+    }
+
+    /// Points the message header at the pieces, `sent` bytes in.
+    pub(crate) fn aim(&mut self, buffer: &BytesMut, mut sent: usize) -> *const libc::msghdr {
+        self.iovecs.clear();
+        let buffered: Option<&[u8]> = self.with_buffer.then_some(&buffer[..]);
+        for piece in self.pieces.iter().map(|piece| &piece[..]).chain(buffered) {
+            if sent >= piece.len() {
+                sent -= piece.len();
+                continue;
+            }
+            let rest = &piece[sent..];
+            sent = 0;
+            self.iovecs.push(libc::iovec {
+                iov_base: rest.as_ptr().cast_mut().cast(),
+                iov_len: rest.len(),
+            });
+        }
+        // SAFETY: msghdr is plain data; all-zero is its empty value.
+        #[allow(unsafe_code)]
+        let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+        header.msg_iov = self.iovecs.as_mut_ptr();
+        header.msg_iovlen = self.iovecs.len() as _;
+        self.header = header;
+        &raw const self.header
+    }
+}
+
+/// A connection of a worker.
+pub(crate) struct Conn {
+    pub(crate) fd: RawFd,
+    pub(crate) protocol: ServerProtocol,
+    pub(crate) phase: Phase,
+    /// The piece being sent, and how much of it has gone.
+    pub(crate) in_flight: Option<InFlight>,
+    pub(crate) in_flight_sent: usize,
+    /// A send of the piece's rest is in the ring.
+    pub(crate) send_posted: bool,
+    /// The bytes of [`InFlight::Buffer`], or the spare swapped in for the next one.
+    pub(crate) send_buffer: BytesMut,
+    /// A multishot receive is in the ring.
+    pub(crate) receiving: bool,
+    /// Its cancellation is in the ring.
+    pub(crate) cancelling: bool,
+    /// Receive straight into the protocol's buffer instead (large data: see
+    /// `Worker::on_receive`).
+    pub(crate) direct_mode: bool,
+    /// A direct receive is in the ring: the protocol's input buffer is the kernel's until
+    /// it completes, so nothing may touch it.
+    pub(crate) direct_posted: bool,
+    /// The socket's receive low-water mark as last set (`low_water.rs`).
+    pub(crate) low_water: u32,
+    /// A shutdown(SHUT_WR) is in the ring or done.
+    pub(crate) write_shut: bool,
+    pub(crate) shutdown_in_ring: bool,
+    /// The peer ended its side of TCP (a receive returned 0).
+    pub(crate) peer_eof: bool,
+    /// Reading stopped because too much waits to be sent.
+    pub(crate) paused: bool,
+    /// The socket failed or must go: close it as soon as the ring lets go of it.
+    pub(crate) abort: bool,
+    /// A keepalive ping was sent at this time and no pong has come yet.
+    pub(crate) ping_sent: Option<Instant>,
+    /// When the next keepalive ping is due.
+    pub(crate) keepalive_at: Option<Instant>,
+    /// When the closing handshake started (or the handshake's error response was sent).
+    pub(crate) closing_since: Option<Instant>,
+    /// When something must happen (see `Worker::on_deadline`).
+    pub(crate) deadline: Option<Instant>,
+    /// The handler was told it opened, so it is told when it ends.
+    pub(crate) opened: bool,
+    /// Counted against `max_connections` (not a 503'd one).
+    pub(crate) counted: bool,
+}
+
+impl Conn {
+    pub(crate) fn new(fd: RawFd, protocol: ServerProtocol) -> Self {
+        Self {
+            fd,
+            protocol,
+            phase: Phase::Handshake,
+            in_flight: None,
+            in_flight_sent: 0,
+            send_posted: false,
+            send_buffer: BytesMut::new(),
+            receiving: false,
+            cancelling: false,
+            direct_mode: false,
+            direct_posted: false,
+            low_water: 0,
+            write_shut: false,
+            shutdown_in_ring: false,
+            peer_eof: false,
+            paused: false,
+            abort: false,
+            ping_sent: None,
+            keepalive_at: None,
+            closing_since: None,
+            deadline: None,
+            opened: false,
+            counted: false,
+        }
+    }
+
+    /// Operations of this connection still in the ring.
+    pub(crate) fn in_ring(&self) -> bool {
+        self.receiving
+            || self.cancelling
+            || self.direct_posted
+            || self.send_posted
+            || self.shutdown_in_ring
+    }
+
+    /// Bytes of the piece in flight not yet sent.
+    pub(crate) fn in_flight_len(&self) -> usize {
+        match &self.in_flight {
+            None => 0,
+            Some(InFlight::Buffer) => self.send_buffer.len() - self.in_flight_sent,
+            Some(InFlight::Shared(bytes)) => bytes.len() - self.in_flight_sent,
+            Some(InFlight::Vectored(vectored)) => {
+                vectored.len(&self.send_buffer) - self.in_flight_sent
+            }
+        }
+    }
+
+    /// The unsent rest of a single piece in flight.
+    pub(crate) fn in_flight_rest(&self) -> &[u8] {
+        match &self.in_flight {
+            None | Some(InFlight::Vectored(_)) => &[],
+            Some(InFlight::Buffer) => &self.send_buffer[self.in_flight_sent..],
+            Some(InFlight::Shared(bytes)) => &bytes[self.in_flight_sent..],
+        }
+    }
+
+    /// Takes what the protocol queued as the next send: one piece, or all of them.
+    pub(crate) fn take_send(&mut self) {
+        let outgoing = self.protocol.outgoing();
+        self.in_flight = match outgoing.take_piece(&mut self.send_buffer) {
+            None => None,
+            Some(Piece::Buffer) => Some(InFlight::Buffer),
+            Some(Piece::Shared(first)) if outgoing.is_empty() => Some(InFlight::Shared(first)),
+            Some(Piece::Shared(first)) => {
+                let mut pieces = vec![first];
+                let mut with_buffer = false;
+                while let Some(piece) = outgoing.take_piece(&mut self.send_buffer) {
+                    match piece {
+                        Piece::Shared(bytes) => pieces.push(bytes),
+                        Piece::Buffer => {
+                            with_buffer = true;
+                            break;
+                        }
+                    }
+                }
+                Some(InFlight::Vectored(Box::new(Vectored {
+                    iovecs: Vec::with_capacity(pieces.len() + 1),
+                    pieces,
+                    with_buffer,
+                    // SAFETY: msghdr is plain data; all-zero is its empty value.
+                    #[allow(unsafe_code)]
+                    header: unsafe { std::mem::zeroed() },
+                })))
+            }
+        };
+        self.in_flight_sent = 0;
+    }
+
+    /// Bytes waiting to be sent, queued and in flight.
+    pub(crate) fn unsent(&mut self) -> usize {
+        self.protocol.outgoing().len() + self.in_flight_len()
+    }
+}

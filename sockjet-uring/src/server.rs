@@ -1,0 +1,263 @@
+//! The listening socket, the worker threads, and stopping them.
+
+use std::{
+    io,
+    net::{SocketAddr, TcpListener, ToSocketAddrs},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    thread,
+};
+
+use crate::{Handler, Options, buffers::ProvidedBuffers, worker::Worker};
+
+/// What the workers of a server share.
+pub(crate) struct Shared {
+    pub(crate) options: Options,
+    /// The listening socket (owned by [`Server`], which outlives the workers).
+    pub(crate) listener: RawFd,
+    /// Connections open, handshakes included, for `max_connections`.
+    pub(crate) open: AtomicUsize,
+    /// Set by [`ShutdownHandle::shutdown`].
+    pub(crate) stop: AtomicBool,
+}
+
+/// Checks that this kernel runs what the engine needs: a ring with provided buffers (5.19
+/// and later; multishot receive needs 6.0). Containers often forbid io_uring altogether
+/// (seccomp); callers fall back to another engine when this fails.
+///
+/// ```
+/// match sockjet_uring::probe() {
+///     Ok(()) => println!("io_uring available"),
+///     Err(error) => println!("no io_uring: {error}"),
+/// }
+/// ```
+///
+/// # Errors
+///
+/// The kernel's refusal.
+pub fn probe() -> io::Result<()> {
+    // On a thread of its own: tearing a ring down queues work for the thread that made
+    // it, which interrupts that thread's next blocking call with a timeout (EINTR).
+    thread::spawn(probe_here)
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the io_uring probe panicked")))
+}
+
+fn probe_here() -> io::Result<()> {
+    let ring = crate::worker::new_ring()?;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    for code in [
+        io_uring::opcode::AcceptMulti::CODE,
+        io_uring::opcode::RecvMulti::CODE,
+        io_uring::opcode::Send::CODE,
+        io_uring::opcode::Shutdown::CODE,
+        io_uring::opcode::Close::CODE,
+        io_uring::opcode::AsyncCancel::CODE,
+    ] {
+        if !probe.is_supported(code) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("io_uring operation {code} not supported"),
+            ));
+        }
+    }
+    let buffers = ProvidedBuffers::register(&ring, 2, 64)?;
+    buffers.unregister(&ring);
+    // Multishot receive (6.0) is not in the probe: ask for the kernel's version.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|part| part.parse::<u32>().ok());
+    let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    if version < (6, 0) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "multishot receive needs Linux 6.0, this is {}",
+                release.trim()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A WebSocket server on io_uring: bind, then [`run`](Self::run) a handler on it.
+pub struct Server {
+    listener: TcpListener,
+    options: Options,
+    wakers: Arc<Wakers>,
+}
+
+/// The eventfds that wake the workers for shutdown.
+struct Wakers {
+    stop: Arc<AtomicBool>,
+    fds: Vec<OwnedFd>,
+    shared: std::sync::Mutex<Option<Arc<Shared>>>,
+}
+
+/// Stops a running [`Server`] gracefully: no new connections, every open one closed with
+/// 1001, and [`Server::run`] returns once they are closed (or after
+/// [`Options::shutdown_timeout`]). Cheap to clone; usable from any thread.
+///
+/// ```no_run
+/// # fn main() -> std::io::Result<()> {
+/// use sockjet_uring::{Options, Server};
+/// # struct Echo;
+/// # impl sockjet_uring::Handler for Echo {
+/// #     fn message(&mut self, s: &mut sockjet_uring::Socket<'_>, m: sockjet_uring::Message) { let _ = s.send(m); }
+/// # }
+/// let server = Server::bind("127.0.0.1:0", Options::default())?;
+/// let handle = server.shutdown_handle();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_secs(1));
+///     handle.shutdown();
+/// });
+/// server.run(|| Echo)?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    wakers: Arc<Wakers>,
+}
+
+impl ShutdownHandle {
+    /// Starts the shutdown; returns at once.
+    pub fn shutdown(&self) {
+        self.wakers.stop.store(true, Ordering::Release);
+        if let Some(shared) = &*self.wakers.shared.lock().unwrap_or_else(|e| e.into_inner()) {
+            shared.stop.store(true, Ordering::Release);
+        }
+        for fd in &self.wakers.fds {
+            let one = 1u64;
+            // SAFETY: writes 8 bytes from a live u64 to an eventfd we own.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::write(fd.as_raw_fd(), (&raw const one).cast(), 8)
+            };
+        }
+    }
+}
+
+impl Server {
+    /// Binds a TCP listener on `addr` (with `TCP_NODELAY`, which the sockets it accepts
+    /// inherit on Linux), for `options.threads` workers.
+    ///
+    /// # Errors
+    ///
+    /// Binding failed, or the eventfds could not be made.
+    pub fn bind(addr: impl ToSocketAddrs, options: Options) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
+        Self::from_listener(listener, options)
+    }
+
+    /// Serves on a listener bound elsewhere (e.g. with `SO_REUSEPORT`).
+    ///
+    /// # Errors
+    ///
+    /// The eventfds could not be made.
+    pub fn from_listener(listener: TcpListener, options: Options) -> io::Result<Self> {
+        let nodelay: libc::c_int = 1;
+        // SAFETY: setsockopt on our own socket with a live int of the size given.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&raw const nodelay).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        let mut fds = Vec::new();
+        for _ in 0..options.threads.max(1) {
+            // SAFETY: eventfd takes no pointers; the result is checked before use.
+            #[allow(unsafe_code)]
+            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` was just returned by eventfd and is owned by nothing else.
+            #[allow(unsafe_code)]
+            fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        Ok(Self {
+            listener,
+            options,
+            wakers: Arc::new(Wakers {
+                stop: Arc::new(AtomicBool::new(false)),
+                fds,
+                shared: std::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The address the server listens on.
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpListener::local_addr`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle to stop the server with.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            wakers: Arc::clone(&self.wakers),
+        }
+    }
+
+    /// Runs the workers, each with a handler from `new_handler`, until a shutdown
+    /// completes. Blocks the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// A worker could not set up its ring, or its ring failed.
+    pub fn run<H, F>(self, new_handler: F) -> io::Result<()>
+    where
+        H: Handler,
+        F: Fn() -> H + Send + Sync + 'static,
+    {
+        let shared = Arc::new(Shared {
+            options: self.options.clone(),
+            listener: self.listener.as_raw_fd(),
+            open: AtomicUsize::new(0),
+            stop: AtomicBool::new(self.wakers.stop.load(Ordering::Acquire)),
+        });
+        *self.wakers.shared.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&shared));
+        // A shutdown asked for before `shared` existed.
+        if self.wakers.stop.load(Ordering::Acquire) {
+            shared.stop.store(true, Ordering::Release);
+        }
+        let new_handler = Arc::new(new_handler);
+        let mut threads = Vec::new();
+        for (index, wake) in self.wakers.fds.iter().enumerate() {
+            let shared = Arc::clone(&shared);
+            let new_handler = Arc::clone(&new_handler);
+            let wake_fd = wake.as_raw_fd();
+            let thread = thread::Builder::new()
+                .name(format!("sockjet-uring-{index}"))
+                .spawn(move || Worker::new(shared, wake_fd, new_handler())?.run())?;
+            threads.push(thread);
+        }
+        let mut result = Ok(());
+        for thread in threads {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a worker thread panicked")));
+            if let Err(error) = outcome {
+                if result.is_ok() {
+                    // Stop the others too.
+                    self.shutdown_handle().shutdown();
+                    result = Err(error);
+                }
+            }
+        }
+        result
+    }
+}

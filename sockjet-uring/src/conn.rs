@@ -94,11 +94,12 @@ pub(crate) struct Conn {
     /// A direct receive is in the ring: the protocol's input buffer is the kernel's until
     /// it completes, so nothing may touch it.
     pub(crate) direct_posted: bool,
+    /// How many bytes the direct receive in the ring may bring.
+    pub(crate) direct_len: u32,
     /// The socket's receive low-water mark as last set (`low_water.rs`).
     pub(crate) low_water: u32,
-    /// A shutdown(SHUT_WR) is in the ring or done.
+    /// Our side of TCP is shut (shutdown(SHUT_WR)).
     pub(crate) write_shut: bool,
-    pub(crate) shutdown_in_ring: bool,
     /// The peer ended its side of TCP (a receive returned 0).
     pub(crate) peer_eof: bool,
     /// Reading stopped because too much waits to be sent.
@@ -133,9 +134,9 @@ impl Conn {
             cancelling: false,
             direct_mode: false,
             direct_posted: false,
+            direct_len: 0,
             low_water: 0,
             write_shut: false,
-            shutdown_in_ring: false,
             peer_eof: false,
             paused: false,
             abort: false,
@@ -150,11 +151,7 @@ impl Conn {
 
     /// Operations of this connection still in the ring.
     pub(crate) fn in_ring(&self) -> bool {
-        self.receiving
-            || self.cancelling
-            || self.direct_posted
-            || self.send_posted
-            || self.shutdown_in_ring
+        self.receiving || self.cancelling || self.direct_posted || self.send_posted
     }
 
     /// Bytes of the piece in flight not yet sent.

@@ -54,7 +54,6 @@ fn probe_here() -> io::Result<()> {
         io_uring::opcode::AcceptMulti::CODE,
         io_uring::opcode::RecvMulti::CODE,
         io_uring::opcode::Send::CODE,
-        io_uring::opcode::Shutdown::CODE,
         io_uring::opcode::Close::CODE,
         io_uring::opcode::AsyncCancel::CODE,
     ] {

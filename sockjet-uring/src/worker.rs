@@ -34,7 +34,6 @@ use crate::{
 const OP_ACCEPT: u64 = 1;
 const OP_RECV: u64 = 2;
 const OP_SEND: u64 = 3;
-const OP_SHUTDOWN: u64 = 4;
 const OP_CANCEL: u64 = 5;
 const OP_CLOSE: u64 = 6;
 const OP_WAKE: u64 = 7;
@@ -43,10 +42,11 @@ const OP_RECV_DIRECT: u64 = 8;
 /// `IORING_RECVSEND_POLL_FIRST`: wait for readiness before the first attempt.
 const RECVSEND_POLL_FIRST: u16 = 1;
 
-/// A connection whose receives fill this much switches to receiving straight into its
-/// protocol's buffer: large messages then cost no copy out of the pool (whose buffers,
-/// taken in turn, are cold), and a large frame's missing bytes come in one completion
-/// (`low_water.rs`). It switches back once a receive brings less.
+/// A connection that fills a pool buffer, or is receiving a frame that misses this much,
+/// switches to receiving straight into its protocol's buffer: large messages then cost no
+/// copy out of the pool (whose buffers, taken in turn, are cold), and a large frame's
+/// missing bytes come in one completion (`low_water.rs`). It switches back once a receive
+/// brings less than this and less than it could.
 const DIRECT_MIN: usize = 8 * 1024;
 
 /// Receive buffers in each worker's pool, and their size. A buffer is taken only while
@@ -283,13 +283,6 @@ impl<H: Handler> Worker<H> {
             OP_RECV => self.on_receive(slot, result, flags),
             OP_RECV_DIRECT => self.on_direct_receive(slot, result),
             OP_SEND => self.on_send(slot, result),
-            OP_SHUTDOWN => {
-                let conn = self.conn(slot);
-                conn.shutdown_in_ring = false;
-                if result < 0 {
-                    conn.abort = true;
-                }
-            }
             OP_CANCEL => self.conn(slot).cancelling = false,
             _ => {}
         }
@@ -383,7 +376,7 @@ impl<H: Handler> Worker<H> {
                         .receive_buffer()
                         .extend_from_slice(self.buffers.filled(id, result as usize));
                 }
-                if result as usize >= DIRECT_MIN
+                if result as usize >= POOL_BUFFER_SIZE
                     || conn.protocol.protocol().frame_bytes_missing() >= DIRECT_MIN
                 {
                     conn.direct_mode = true;
@@ -424,7 +417,12 @@ impl<H: Handler> Worker<H> {
                 unsafe {
                     buffer.set_len(filled)
                 };
-                if (result as usize) < DIRECT_MIN
+                // Back to the pool once the peer sends little: a receive that did not fill
+                // what it was given, with no large frame under way. One that filled it
+                // leaves more waiting, so direct receives go on (a stream of large
+                // messages never goes back through the pool).
+                if (result as usize) < conn.direct_len as usize
+                    && (result as usize) < DIRECT_MIN
                     && conn.protocol.protocol().frame_bytes_missing() < DIRECT_MIN
                 {
                     conn.direct_mode = false;
@@ -565,7 +563,7 @@ impl<H: Handler> Worker<H> {
             }
             return;
         }
-        let mut entries: [Option<Entry>; 3] = [None, None, None];
+        let mut entries: [Option<Entry>; 2] = [None, None];
         // The next send.
         if conn.in_flight.is_none() && !conn.write_shut {
             conn.take_send();
@@ -589,19 +587,20 @@ impl<H: Handler> Worker<H> {
             };
             entries[0] = Some(entry.user_data(user_data(OP_SEND, slot, generation)));
         }
-        // The end of our side, once everything before it is sent.
+        // The end of our side, once everything before it is sent. A system call of its
+        // own: the ring would hand IORING_OP_SHUTDOWN to a worker thread (io-wq), since it
+        // cannot run without blocking, at the cost of a thread wakeup per connection.
         if conn.in_flight.is_none()
             && !conn.write_shut
             && conn.protocol.outgoing().is_empty()
             && conn.protocol.eof_to_send()
         {
             conn.write_shut = true;
-            conn.shutdown_in_ring = true;
-            entries[1] = Some(
-                opcode::Shutdown::new(types::Fd(fd), libc::SHUT_WR)
-                    .build()
-                    .user_data(user_data(OP_SHUTDOWN, slot, generation)),
-            );
+            // SAFETY: `fd` is this connection's socket, open until `finish`.
+            #[allow(unsafe_code)]
+            if unsafe { libc::shutdown(fd, libc::SHUT_WR) } != 0 {
+                conn.abort = true;
+            }
         }
         // Reading: on, unless the peer ended or we wait for the peer to read; from the
         // pool (multishot) or, for large data, straight into the protocol's buffer.
@@ -609,7 +608,7 @@ impl<H: Handler> Worker<H> {
         let want_direct = want_receive && conn.direct_mode && conn.phase == Phase::Open;
         if conn.receiving && !conn.cancelling && (!want_receive || want_direct) {
             conn.cancelling = true;
-            entries[2] = Some(
+            entries[1] = Some(
                 opcode::AsyncCancel::new(user_data(OP_RECV, slot, generation))
                     .build()
                     .user_data(user_data(OP_CANCEL, slot, generation)),
@@ -631,7 +630,8 @@ impl<H: Handler> Worker<H> {
                     missing => missing.min(spare.len()),
                 };
                 conn.direct_posted = true;
-                entries[2] = Some(
+                conn.direct_len = len as u32;
+                entries[1] = Some(
                     opcode::Recv::new(types::Fd(fd), spare.as_mut_ptr().cast(), len as u32)
                         .ioprio(poll_first)
                         .build()
@@ -640,7 +640,7 @@ impl<H: Handler> Worker<H> {
             } else {
                 wait_for_rest_of_frame(fd, &mut conn.low_water, 0);
                 conn.receiving = true;
-                entries[2] = Some(
+                entries[1] = Some(
                     opcode::RecvMulti::new(types::Fd(fd), GROUP)
                         .build()
                         .user_data(user_data(OP_RECV, slot, generation)),
@@ -649,8 +649,7 @@ impl<H: Handler> Worker<H> {
         }
         let closed = conn.protocol.state() == State::Closed
             && conn.in_flight.is_none()
-            && conn.protocol.outgoing().is_empty()
-            && !conn.shutdown_in_ring;
+            && conn.protocol.outgoing().is_empty();
         if closed && conn.peer_eof {
             conn.phase = Phase::Closing;
         }

@@ -58,11 +58,12 @@ pub(crate) struct ServeArgs {
     /// everything runs on one thread.
     #[arg(long, value_name = "N", value_parser = crate::bench::parse_count)]
     threads: Option<usize>,
-    /// The I/O engine of the echo server: `tokio` (every feature), or `uring` (Linux
-    /// io_uring: system calls batched across connections, for plain ws:// echo; not with
-    /// TLS, --unix, --demo, --broadcast, --processes, access policies or
-    /// --max-connections-per-ip; no /healthz).
-    #[arg(long, value_enum, default_value_t = Engine::Tokio)]
+    /// The I/O engine of the echo server. `auto` (the default): `uring` where it can
+    /// serve what is asked, else `tokio`. `tokio`: the sockjet library, every feature.
+    /// `uring`: Linux io_uring, system calls batched across connections; plain ws://
+    /// echo only (not with TLS, --unix, --demo, --broadcast, --processes, access
+    /// policies or --max-connections-per-ip).
+    #[arg(long, value_enum, default_value_t = Engine::Auto)]
     pub(crate) engine: Engine,
     /// Run as a worker of the `--processes` supervisor with this process id.
     #[arg(long, value_name = "PID", hide = true, requires = "worker_addr")]
@@ -106,6 +107,8 @@ pub(crate) struct ServeArgs {
 /// The engines `sockjet serve` can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Engine {
+    /// io_uring where it serves what is asked and the kernel allows it, else tokio.
+    Auto,
     /// The sockjet library on tokio.
     Tokio,
     /// sockjet-uring, on Linux io_uring.
@@ -118,9 +121,13 @@ impl ServeArgs {
         self.threads
     }
 
-    /// Whether the io_uring engine serves.
+    /// Whether the io_uring engine serves: asked for, or `auto` and able to.
     pub(crate) fn uses_uring(&self) -> bool {
-        self.engine == Engine::Uring
+        match self.engine {
+            Engine::Tokio => false,
+            Engine::Uring => true,
+            Engine::Auto => self.uring_conflict().is_none() && crate::serve_uring::available(),
+        }
     }
 
     /// Why the io_uring engine cannot serve what the arguments ask for, if it cannot.
@@ -147,7 +154,10 @@ impl ServeArgs {
             threads: self
                 .threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
-            config: sockjet_uring::ServerConfig::default().protocol(self.connection.proto_config()),
+            // Plain HTTP requests reach the handler, which answers /healthz.
+            config: sockjet_uring::ServerConfig::default()
+                .protocol(self.connection.proto_config())
+                .deliver_invalid_requests(true),
             max_connections: self.max_connections,
             handshake_timeout: self.handshake_timeout,
             ping_interval: self.ping_interval,

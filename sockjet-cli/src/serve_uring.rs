@@ -5,6 +5,25 @@ use std::process::ExitCode;
 
 use crate::{Failure, io_message, print_line, serve::ServeArgs};
 
+/// Whether this system runs the io_uring engine (probed once).
+#[cfg(target_os = "linux")]
+pub(crate) fn available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| match sockjet_uring::probe() {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::debug!(%error, "io_uring unavailable; serving on tokio");
+            false
+        }
+    })
+}
+
+/// Whether this system runs the io_uring engine: not this one.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn available() -> bool {
+    false
+}
+
 /// Runs the echo server on the io_uring engine until Ctrl-C or SIGTERM, then closes every
 /// connection with 1001 and waits for them (10 s at most, or until a second signal).
 #[cfg(target_os = "linux")]
@@ -35,7 +54,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
         .map_err(|error| Failure::new(format!("cannot listen: {}", io_message(&error))))?;
     print_line(&format!("listening on ws://{addr}"))?;
     let shutdown = server.shutdown_handle();
-    let mut serving = tokio::task::spawn_blocking(move || server.run(|| Echo));
+    let mut serving = tokio::task::spawn_blocking(move || server.run(Echo::default));
     let first_signal = async move {
         match early_signal {
             Some(signal) => signal,
@@ -74,14 +93,38 @@ pub(crate) async fn run(_: ServeArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Sends every message back to its sender, and logs connections as the tokio engine
-/// does.
+/// does: their peer and path (kept while they are open, only when info logs are on).
 #[cfg(target_os = "linux")]
-struct Echo;
+#[derive(Default)]
+struct Echo {
+    open: std::collections::HashMap<sockjet_uring::SocketId, (String, String)>,
+}
 
 #[cfg(target_os = "linux")]
 impl sockjet_uring::Handler for Echo {
+    /// A plain `GET /healthz` gets 200 `ok`, as from the tokio engine.
+    fn request(&mut self, request: &sockjet_uring::Request) -> Option<sockjet_uring::Response> {
+        if request.uri().path() != "/healthz" {
+            return None;
+        }
+        let mut response = sockjet_uring::Response::new("ok\n".into());
+        response.headers_mut().insert(
+            sockjet_uring::http::header::CONTENT_TYPE,
+            sockjet_uring::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        Some(response)
+    }
+
     fn open(&mut self, socket: &mut sockjet_uring::Socket<'_>, request: &sockjet_uring::Request) {
-        tracing::info!(id = ?socket.id(), path = %request.uri(), "connection open");
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return;
+        }
+        let peer = socket
+            .peer_addr()
+            .map_or_else(|_| "unknown".to_owned(), |addr| addr.to_string());
+        let path = request.uri().to_string();
+        tracing::info!(%peer, ?path, "connection open");
+        self.open.insert(socket.id(), (peer, path));
     }
 
     fn message(&mut self, socket: &mut sockjet_uring::Socket<'_>, message: sockjet_uring::Message) {
@@ -89,6 +132,9 @@ impl sockjet_uring::Handler for Echo {
     }
 
     fn closed(&mut self, id: sockjet_uring::SocketId, closed: &sockjet_uring::ConnectionClosed) {
-        tracing::info!(?id, ?closed, "connection closed");
+        if let Some((peer, path)) = self.open.remove(&id) {
+            let code = closed.code().as_u16();
+            tracing::info!(%peer, ?path, code, %closed, "connection closed");
+        }
     }
 }

@@ -224,7 +224,7 @@ fn tokio_workers(pid: u32) -> usize {
 #[test]
 fn threads_sets_the_number_of_workers() {
     for (threads, workers) in [("1", 0), ("3", 3)] {
-        let server = Serve::start(&["127.0.0.1:0", "--threads", threads]);
+        let server = Serve::start(&["127.0.0.1:0", "--engine", "tokio", "--threads", threads]);
         let url = server.url.clone();
         // Each worker serves: a few connections at once all get their echo.
         runtime().block_on(async {

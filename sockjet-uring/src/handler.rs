@@ -2,7 +2,8 @@
 //! a [`Socket`] for the connection an event concerns.
 
 use sockjet_proto::{
-    ApiMisuse, CloseCode, ConnectionClosed, Message, PreparedMessage, Protocol, Request, State,
+    ApiMisuse, CloseCode, ConnectionClosed, Message, PreparedMessage, Protocol, Request, Response,
+    State,
 };
 
 /// Identifies a connection within its worker for the connection's life (slot and
@@ -30,6 +31,38 @@ pub struct SocketId {
 /// }
 /// ```
 pub trait Handler: 'static {
+    /// A request arrived: `Some(response)` answers it instead of opening a WebSocket
+    /// (a health check, a redirect, a refusal), and the connection then closes. `None`
+    /// (the default) goes on with the handshake. Requests that are not valid WebSocket
+    /// handshakes come here only with
+    /// [`ServerConfig::deliver_invalid_requests`](sockjet_proto::ServerConfig::deliver_invalid_requests);
+    /// otherwise they get their error response at once.
+    ///
+    /// ```
+    /// use sockjet_uring::{Handler, Message, Request, Response, Socket};
+    /// use sockjet_uring::http::StatusCode;
+    ///
+    /// struct Healthy;
+    ///
+    /// impl Handler for Healthy {
+    ///     fn request(&mut self, request: &Request) -> Option<Response> {
+    ///         (request.uri().path() == "/healthz").then(|| {
+    ///             let mut response = Response::new("ok\n".into());
+    ///             *response.status_mut() = StatusCode::OK;
+    ///             response
+    ///         })
+    ///     }
+    ///
+    ///     fn message(&mut self, socket: &mut Socket<'_>, message: Message) {
+    ///         let _ = socket.send(message);
+    ///     }
+    /// }
+    /// ```
+    fn request(&mut self, request: &Request) -> Option<Response> {
+        let _ = request;
+        None
+    }
+
     /// A connection completed its opening handshake.
     fn open(&mut self, socket: &mut Socket<'_>, request: &Request) {
         let _ = (socket, request);
@@ -67,12 +100,32 @@ pub struct Socket<'a> {
     pub(crate) id: SocketId,
     pub(crate) protocol: &'a mut Protocol,
     pub(crate) in_flight: usize,
+    /// The connection's socket, for its addresses.
+    pub(crate) fd: i32,
 }
 
 impl Socket<'_> {
     /// This connection's id.
     pub fn id(&self) -> SocketId {
         self.id
+    }
+
+    /// The peer's address: a system call (`getpeername`) each time, since the engine
+    /// accepts without asking for it, so ask only when it is needed (logging, limits).
+    ///
+    /// # Errors
+    ///
+    /// The socket is no longer connected.
+    #[cfg(target_os = "linux")]
+    pub fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        use std::os::fd::FromRawFd as _;
+        // SAFETY: `fd` is this connection's open socket, which the engine closes only
+        // after the handler's last call for it; ManuallyDrop keeps this borrow from
+        // closing it.
+        #[allow(unsafe_code)]
+        let stream =
+            std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(self.fd) });
+        stream.peer_addr()
     }
 
     /// Sends a message (compressed if permessage-deflate was negotiated).

@@ -37,7 +37,8 @@ mod options;
 pub use handler::{Handler, Socket, SocketId};
 pub use options::Options;
 pub use sockjet_proto::{
-    CloseCode, Config, ConnectionClosed, Message, PreparedMessage, Request, ServerConfig, State,
+    CloseCode, Config, ConnectionClosed, Message, PreparedMessage, Request, Response, ServerConfig,
+    State, http,
 };
 
 #[cfg(target_os = "linux")]

@@ -3,7 +3,7 @@
 use std::{
     io,
     net::{SocketAddr, TcpListener, ToSocketAddrs},
-    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -16,8 +16,6 @@ use crate::{Handler, Options, buffers::ProvidedBuffers, worker::Worker};
 /// What the workers of a server share.
 pub(crate) struct Shared {
     pub(crate) options: Options,
-    /// The listening socket (owned by [`Server`], which outlives the workers).
-    pub(crate) listener: RawFd,
     /// Connections open, handshakes included, for `max_connections`.
     pub(crate) open: AtomicUsize,
     /// Set by [`ShutdownHandle::shutdown`].
@@ -86,7 +84,9 @@ fn probe_here() -> io::Result<()> {
 
 /// A WebSocket server on io_uring: bind, then [`run`](Self::run) a handler on it.
 pub struct Server {
-    listener: TcpListener,
+    /// One listening socket per worker (SO_REUSEPORT: the kernel spreads connections over
+    /// them), or one that all share.
+    listeners: Vec<TcpListener>,
     options: Options,
     wakers: Arc<Wakers>,
 }
@@ -143,35 +143,39 @@ impl ShutdownHandle {
 }
 
 impl Server {
-    /// Binds a TCP listener on `addr` (with `TCP_NODELAY`, which the sockets it accepts
-    /// inherit on Linux), for `options.threads` workers.
+    /// Binds a TCP listener on `addr` for each of `options.threads` workers, sharing the
+    /// port with `SO_REUSEPORT` so that the kernel spreads new connections over the
+    /// workers (one listener that all of them accept from would give nearly every
+    /// connection to the first worker to wait on it). `TCP_NODELAY` is set on each, and
+    /// the sockets they accept inherit it on Linux.
     ///
     /// # Errors
     ///
     /// Binding failed, or the eventfds could not be made.
     pub fn bind(addr: impl ToSocketAddrs, options: Options) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr)?;
-        Self::from_listener(listener, options)
+        let mut last_error = None;
+        for addr in addr.to_socket_addrs()? {
+            match bind_all(addr, options.threads.max(1)) {
+                Ok(listeners) => return Self::with_listeners(listeners, options),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to")
+        }))
     }
 
-    /// Serves on a listener bound elsewhere (e.g. with `SO_REUSEPORT`).
+    /// Serves on a listener bound elsewhere, which every worker accepts from.
     ///
     /// # Errors
     ///
     /// The eventfds could not be made.
     pub fn from_listener(listener: TcpListener, options: Options) -> io::Result<Self> {
-        let nodelay: libc::c_int = 1;
-        // SAFETY: setsockopt on our own socket with a live int of the size given.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::setsockopt(
-                listener.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                (&raw const nodelay).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
+        socket2::SockRef::from(&listener).set_tcp_nodelay(true)?;
+        Self::with_listeners(vec![listener], options)
+    }
+
+    fn with_listeners(listeners: Vec<TcpListener>, options: Options) -> io::Result<Self> {
         let mut fds = Vec::new();
         for _ in 0..options.threads.max(1) {
             // SAFETY: eventfd takes no pointers; the result is checked before use.
@@ -185,7 +189,7 @@ impl Server {
             fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
         }
         Ok(Self {
-            listener,
+            listeners,
             options,
             wakers: Arc::new(Wakers {
                 stop: Arc::new(AtomicBool::new(false)),
@@ -201,7 +205,7 @@ impl Server {
     ///
     /// As [`TcpListener::local_addr`].
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listeners[0].local_addr()
     }
 
     /// A handle to stop the server with.
@@ -224,7 +228,6 @@ impl Server {
     {
         let shared = Arc::new(Shared {
             options: self.options.clone(),
-            listener: self.listener.as_raw_fd(),
             open: AtomicUsize::new(0),
             stop: AtomicBool::new(self.wakers.stop.load(Ordering::Acquire)),
         });
@@ -239,9 +242,10 @@ impl Server {
             let shared = Arc::clone(&shared);
             let new_handler = Arc::clone(&new_handler);
             let wake_fd = wake.as_raw_fd();
+            let listener = self.listeners[index % self.listeners.len()].as_raw_fd();
             let thread = thread::Builder::new()
                 .name(format!("sockjet-uring-{index}"))
-                .spawn(move || Worker::new(shared, wake_fd, new_handler())?.run())?;
+                .spawn(move || Worker::new(shared, listener, wake_fd, new_handler())?.run())?;
             threads.push(thread);
         }
         let mut result = Ok(());
@@ -259,4 +263,31 @@ impl Server {
         }
         result
     }
+}
+
+/// `threads` listening sockets on `addr` (the first one's port for the others when `addr`
+/// asks for any port), with SO_REUSEPORT when there are several.
+fn bind_all(addr: SocketAddr, threads: usize) -> io::Result<Vec<TcpListener>> {
+    let mut listeners: Vec<TcpListener> = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let at = match listeners.first() {
+            Some(first) => first.local_addr()?,
+            None => addr,
+        };
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(at),
+            socket2::Type::STREAM.cloexec(),
+            None,
+        )?;
+        // As std's TcpListener::bind: a restarted server can bind at once.
+        socket.set_reuse_address(true)?;
+        if threads > 1 {
+            socket.set_reuse_port(true)?;
+        }
+        socket.set_tcp_nodelay(true)?;
+        socket.bind(&at.into())?;
+        socket.listen(1024)?;
+        listeners.push(socket.into());
+    }
+    Ok(listeners)
 }

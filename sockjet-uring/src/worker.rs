@@ -101,6 +101,8 @@ pub(crate) struct Worker<H> {
     handler: H,
     shared: Arc<Shared>,
     config: ServerConfig,
+    /// The listening socket this worker accepts from.
+    listener: RawFd,
     /// This worker's eventfd, written to wake it for shutdown, and the read posted on it.
     wake_fd: RawFd,
     wake_value: Box<u64>,
@@ -113,7 +115,12 @@ pub(crate) struct Worker<H> {
 }
 
 impl<H: Handler> Worker<H> {
-    pub(crate) fn new(shared: Arc<Shared>, wake_fd: RawFd, handler: H) -> io::Result<Self> {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        listener: RawFd,
+        wake_fd: RawFd,
+        handler: H,
+    ) -> io::Result<Self> {
         let ring = new_ring()?;
         let buffers = ProvidedBuffers::register(&ring, POOL_BUFFERS, POOL_BUFFER_SIZE)?;
         let config = shared.options.config.clone();
@@ -128,6 +135,7 @@ impl<H: Handler> Worker<H> {
             handler,
             shared,
             config,
+            listener,
             wake_fd,
             wake_value: Box::new(0),
             accepting: false,
@@ -236,7 +244,7 @@ impl<H: Handler> Worker<H> {
     }
 
     fn arm_accept(&mut self) {
-        let entry = opcode::AcceptMulti::new(types::Fd(self.shared.listener))
+        let entry = opcode::AcceptMulti::new(types::Fd(self.listener))
             .build()
             .user_data(user_data(OP_ACCEPT, 0, 0));
         self.push(&entry);
@@ -493,6 +501,10 @@ impl<H: Handler> Worker<H> {
                         let _ = conn.protocol.send_response(response);
                         continue;
                     }
+                    if let Some(response) = handler.request(&request) {
+                        let _ = conn.protocol.send_response(response);
+                        continue;
+                    }
                     let accepted = match conn.protocol.send_accept(&request) {
                         Ok(true) => true,
                         Ok(false) => {
@@ -511,6 +523,7 @@ impl<H: Handler> Worker<H> {
                             id,
                             protocol: conn.protocol.protocol_mut(),
                             in_flight,
+                            fd: conn.fd,
                         };
                         handler.open(&mut socket, &request);
                     }
@@ -521,6 +534,7 @@ impl<H: Handler> Worker<H> {
                         id,
                         protocol: conn.protocol.protocol_mut(),
                         in_flight,
+                        fd: conn.fd,
                     };
                     handler.message(&mut socket, message);
                     if conn.unsent() > options.write_limit {

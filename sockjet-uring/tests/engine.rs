@@ -20,6 +20,8 @@ use sockjet_uring::{
 #[derive(Default)]
 struct Seen {
     paths: Vec<String>,
+    /// The worker threads that opened connections.
+    workers: std::collections::HashSet<String>,
     closed: Vec<ConnectionClosed>,
 }
 
@@ -28,7 +30,10 @@ struct Echo(Arc<Mutex<Seen>>);
 
 impl Handler for Echo {
     fn open(&mut self, _socket: &mut Socket<'_>, request: &Request) {
-        self.0.lock().unwrap().paths.push(request.uri().to_string());
+        let mut seen = self.0.lock().unwrap();
+        seen.paths.push(request.uri().to_string());
+        let worker = std::thread::current().name().unwrap_or("").to_owned();
+        seen.workers.insert(worker);
     }
 
     fn message(&mut self, socket: &mut Socket<'_>, message: Message) {
@@ -265,6 +270,9 @@ fn many_connections_pipeline_messages_in_order() {
             client.await.unwrap();
         }
     });
+    // SO_REUSEPORT spread the 40 connections over both workers (all on one: 2^-39).
+    let workers = server.seen.lock().unwrap().workers.clone();
+    assert_eq!(workers.len(), 2, "{workers:?}");
     server.stop().unwrap();
 }
 

@@ -212,3 +212,69 @@ impl Conn {
         self.protocol.outgoing().len() + self.in_flight_len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes a message header points to, in order.
+    fn aimed(vectored: &mut Vectored, buffer: &BytesMut, sent: usize) -> Vec<u8> {
+        let header = vectored.aim(buffer, sent);
+        // SAFETY: `aim` points the header at `vectored.iovecs`, which point into the
+        // pieces and `buffer`, all alive here.
+        #[allow(unsafe_code)]
+        unsafe {
+            let header = &*header;
+            (0..header.msg_iovlen)
+                .flat_map(|index| {
+                    let iovec = *header.msg_iov.add(index);
+                    std::slice::from_raw_parts(iovec.iov_base.cast::<u8>(), iovec.iov_len)
+                })
+                .copied()
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_short_sendmsg_resumes_inside_the_right_piece() {
+        let mut vectored = Vectored {
+            pieces: vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cdef")],
+            with_buffer: true,
+            iovecs: Vec::new(),
+            // SAFETY: msghdr is plain data; all-zero is its empty value.
+            #[allow(unsafe_code)]
+            header: unsafe { std::mem::zeroed() },
+        };
+        let buffer = BytesMut::from(&b"gh"[..]);
+        assert_eq!(vectored.len(&buffer), 8);
+        assert_eq!(aimed(&mut vectored, &buffer, 0), b"abcdefgh");
+        assert_eq!(aimed(&mut vectored, &buffer, 1), b"bcdefgh");
+        assert_eq!(aimed(&mut vectored, &buffer, 2), b"cdefgh");
+        assert_eq!(aimed(&mut vectored, &buffer, 5), b"fgh");
+        assert_eq!(aimed(&mut vectored, &buffer, 7), b"h");
+        assert_eq!(vectored.iovecs.len(), 1);
+    }
+
+    #[test]
+    fn queued_pieces_go_out_as_one_vectored_send_in_order() {
+        let mut conn = Conn::new(-1, ServerProtocol::new(Default::default()));
+        let outgoing = conn.protocol.outgoing();
+        outgoing.extend_from_slice(b"head");
+        outgoing.push_bytes(Bytes::from(vec![b'x'; 2000]));
+        outgoing.extend_from_slice(b"tail");
+        conn.take_send();
+        let Some(InFlight::Vectored(mut vectored)) = conn.in_flight.take() else {
+            panic!("not vectored");
+        };
+        assert!(vectored.with_buffer);
+        let all = aimed(&mut vectored, &conn.send_buffer, 0);
+        assert_eq!(all.len(), 2008);
+        assert!(all.starts_with(b"head") && all.ends_with(b"xtail"));
+        assert!(conn.protocol.outgoing().is_empty());
+        // A lone buffer needs no vector.
+        conn.protocol.outgoing().extend_from_slice(b"small");
+        conn.take_send();
+        assert!(matches!(conn.in_flight, Some(InFlight::Buffer)));
+        assert_eq!(conn.in_flight_rest(), b"small");
+    }
+}

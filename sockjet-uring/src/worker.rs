@@ -81,6 +81,16 @@ pub(crate) fn new_ring() -> io::Result<IoUring> {
         })
 }
 
+/// What a handler callback gets for an open connection.
+fn socket_of(id: SocketId, conn: &mut Conn) -> Socket<'_> {
+    Socket {
+        id,
+        in_flight: conn.in_flight_len(),
+        fd: conn.fd,
+        protocol: conn.protocol.protocol_mut(),
+    }
+}
+
 /// A slot of the connection table.
 struct Slot {
     generation: u32,
@@ -518,25 +528,11 @@ impl<H: Handler> Worker<H> {
                         conn.phase = Phase::Open;
                         conn.opened = true;
                         conn.keepalive_at = options.ping_interval.map(|every| *now + every);
-                        let in_flight = conn.in_flight_len();
-                        let mut socket = Socket {
-                            id,
-                            protocol: conn.protocol.protocol_mut(),
-                            in_flight,
-                            fd: conn.fd,
-                        };
-                        handler.open(&mut socket, &request);
+                        handler.open(&mut socket_of(id, conn), &request);
                     }
                 }
                 Event::Message(message) => {
-                    let in_flight = conn.in_flight_len();
-                    let mut socket = Socket {
-                        id,
-                        protocol: conn.protocol.protocol_mut(),
-                        in_flight,
-                        fd: conn.fd,
-                    };
-                    handler.message(&mut socket, message);
+                    handler.message(&mut socket_of(id, conn), message);
                     if conn.unsent() > options.write_limit {
                         conn.paused = true;
                     }

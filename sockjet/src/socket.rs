@@ -158,41 +158,14 @@ pub(crate) struct TcpReads {
     low_water: u32,
 }
 
-/// A frame still missing at least this many bytes is waited for with the socket's
-/// low-water mark raised to what it misses.
-#[cfg(target_os = "linux")]
-const LOW_WATER_MIN: usize = 64 * 1024;
-
-/// The highest mark set: the kernel lets the receive buffer grow to hold a raised mark,
-/// so a larger frame is waited for in parts of this size.
-#[cfg(target_os = "linux")]
-const LOW_WATER_MAX: usize = 4 << 20;
-
-/// Has the kernel wake this connection only once the rest of a large frame has arrived,
-/// not once per TCP segment of it: a 1 MiB message then costs a few reads and wake-ups
-/// instead of ten or more. Nothing can happen on the connection before those bytes come
-/// (RFC 6455 §5.4: control frames go between frames, never inside one), and the mark
-/// never exceeds what the frame still misses, so the bytes it waits for are bytes the
-/// peer must send anyway. The kernel still wakes the reader at EOF, on an error, and when
-/// its receive buffer or window runs short (`tcp_epollin_ready`). Back to 1 once the
-/// frame is in, so that a 2-byte header wakes us again.
+/// Has the kernel wake this connection only once the rest of a large frame has arrived
+/// (`sockjet_proto::receive_low_water` says when and how far).
 #[cfg(target_os = "linux")]
 fn wake_for_rest_of_frame(tcp: &TcpStream, low_water: &mut u32, missing: usize) {
-    let current = *low_water as usize;
-    let wanted = if missing >= LOW_WATER_MIN {
-        // Keep a raised mark while it is no more than what the frame misses.
-        if current > 1 && current <= missing {
-            return;
+    if let Some(wanted) = sockjet_proto::receive_low_water(*low_water, missing) {
+        if set_receive_low_water(tcp, wanted).is_ok() {
+            *low_water = wanted;
         }
-        missing.min(LOW_WATER_MAX) as u32
-    } else {
-        if current <= 1 {
-            return;
-        }
-        1
-    };
-    if set_receive_low_water(tcp, wanted).is_ok() {
-        *low_water = wanted;
     }
 }
 

@@ -61,16 +61,16 @@ pub(crate) struct ServeArgs {
     /// The I/O engine of the echo server. `auto` (the default): `uring` where it can
     /// serve what is asked, else `tokio`. `tokio`: the sockjet library, every feature.
     /// `uring`: Linux io_uring, system calls batched across connections; plain ws://
-    /// echo only (not with TLS, --unix, --demo, --broadcast, --processes, access
-    /// policies or --max-connections-per-ip).
+    /// echo only (not with TLS, --unix, --demo, --broadcast, access policies or
+    /// --max-connections-per-ip).
     #[arg(long, value_enum, default_value_t = Engine::Auto)]
     pub(crate) engine: Engine,
     /// Run as a worker of the `--processes` supervisor with this process id.
     #[arg(long, value_name = "PID", hide = true, requires = "worker_addr")]
-    worker_of: Option<u32>,
+    pub(crate) worker_of: Option<u32>,
     /// The worker's address, the supervisor's with its port, bound with SO_REUSEPORT.
     #[arg(long, value_name = "ADDR", hide = true, requires = "worker_of")]
-    worker_addr: Option<SocketAddr>,
+    pub(crate) worker_addr: Option<SocketAddr>,
     /// Serve wss:// with this PEM certificate chain (the server's certificate first).
     #[arg(long, value_name = "FILE", requires = "tls_key", help_heading = "TLS")]
     tls_cert: Option<PathBuf>,
@@ -137,7 +137,6 @@ impl ServeArgs {
             (self.tls_cert.is_some(), "--tls-cert"),
             (self.demo, "--demo"),
             (self.broadcast, "--broadcast"),
-            (self.processes > 1, "--processes"),
             (self.policy.any(), "--origin, --basic-auth and --rate-limit"),
             (
                 self.max_connections_per_ip.is_some(),
@@ -173,13 +172,13 @@ impl ServeArgs {
 pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failure> {
     // `--echo` is the default mode; the flag lets scripts say so.
     let _ = args.echo;
-    if args.uses_uring() {
-        return crate::serve_uring::run(args).await;
-    }
     match args.worker_of {
         Some(supervisor) => serve_processes::become_worker(supervisor)?,
         None if args.processes > 1 => return serve_processes::supervise(&args).await,
         None => {}
+    }
+    if args.uses_uring() {
+        return crate::serve_uring::run(args).await;
     }
     // The signal handlers are installed before the URL is printed: whoever reads it may
     // signal at once (a test, a script, the supervisor of `--processes` workers), and until

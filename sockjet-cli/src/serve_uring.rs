@@ -41,14 +41,26 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
     })?;
     let mut signal = Box::pin(sockjet::shutdown_signal());
     let early_signal = crate::serve::poll_once(&mut signal).await;
-    let server =
-        sockjet_uring::Server::bind(args.addr.as_str(), args.uring_options()).map_err(|error| {
-            Failure::new(format!(
-                "cannot listen on {}: {}",
-                args.addr,
-                io_message(&error)
-            ))
-        })?;
+    let options = args.uring_options();
+    let bound = match args.worker_addr {
+        // A worker of `--processes`: one listener per thread, each in the SO_REUSEPORT
+        // group that shares the supervisor's port.
+        Some(addr) => (0..options.threads.max(1))
+            .map(|_| {
+                crate::serve_processes::reuse_port_listener(addr)
+                    .and_then(tokio::net::TcpListener::into_std)
+            })
+            .collect::<std::io::Result<Vec<_>>>()
+            .and_then(|listeners| sockjet_uring::Server::from_listeners(listeners, options)),
+        None => sockjet_uring::Server::bind(args.addr.as_str(), options),
+    };
+    let server = bound.map_err(|error| {
+        Failure::new(format!(
+            "cannot listen on {}: {}",
+            args.addr,
+            io_message(&error)
+        ))
+    })?;
     let addr = server
         .local_addr()
         .map_err(|error| Failure::new(format!("cannot listen: {}", io_message(&error))))?;
@@ -76,9 +88,16 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
             shutdown.shutdown();
         }
     }
+    // A worker of `--processes` waits, whatever comes (as with the tokio engine: its
+    // supervisor may signal it more than once).
+    let second_signal: std::pin::Pin<Box<dyn Future<Output = sockjet::Signal> + Send>> =
+        match args.worker_of {
+            Some(_) => Box::pin(std::future::pending()),
+            None => Box::pin(sockjet::shutdown_signal()),
+        };
     tokio::select! {
         joined = serving => finished(joined),
-        signal = sockjet::shutdown_signal() => {
+        signal = second_signal => {
             tracing::warn!(%signal, "exiting without waiting for connections to close");
             Ok(ExitCode::SUCCESS)
         }

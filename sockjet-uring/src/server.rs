@@ -171,8 +171,27 @@ impl Server {
     ///
     /// The eventfds could not be made.
     pub fn from_listener(listener: TcpListener, options: Options) -> io::Result<Self> {
-        socket2::SockRef::from(&listener).set_tcp_nodelay(true)?;
-        Self::with_listeners(vec![listener], options)
+        Self::from_listeners(vec![listener], options)
+    }
+
+    /// Serves on listeners bound elsewhere, worker `i` accepting from listener `i` modulo
+    /// their number: for sockets that share a port with `SO_REUSEPORT` (as
+    /// [`bind`](Self::bind) makes them), one per worker. They are made blocking (a
+    /// non-blocking socket would fail the ring's accept with EAGAIN instead of waiting) and
+    /// get `TCP_NODELAY`.
+    ///
+    /// # Errors
+    ///
+    /// No listener, a socket option could not be set, or the eventfds could not be made.
+    pub fn from_listeners(listeners: Vec<TcpListener>, options: Options) -> io::Result<Self> {
+        if listeners.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listener"));
+        }
+        for listener in &listeners {
+            listener.set_nonblocking(false)?;
+            socket2::SockRef::from(listener).set_tcp_nodelay(true)?;
+        }
+        Self::with_listeners(listeners, options)
     }
 
     fn with_listeners(listeners: Vec<TcpListener>, options: Options) -> io::Result<Self> {

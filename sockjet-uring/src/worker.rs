@@ -55,6 +55,11 @@ const DIRECT_MIN: usize = 8 * 1024;
 const POOL_BUFFERS: u16 = 512;
 const POOL_BUFFER_SIZE: usize = DIRECT_MIN;
 
+/// Receive buffers kept for reuse by a worker: a connection lends its buffer back once
+/// it has parsed everything in it, so an idle connection holds none, and a busy one takes
+/// a warm one for its next data.
+const SPARE_INPUTS: usize = 32;
+
 /// Retry delay after accept failed for want of file descriptors or memory.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -94,7 +99,9 @@ fn socket_of(id: SocketId, conn: &mut Conn) -> Socket<'_> {
 /// A slot of the connection table.
 struct Slot {
     generation: u32,
-    conn: Option<Conn>,
+    /// Boxed: the table then grows by pointers, and a connection's memory is its own
+    /// allocation rather than a share of a vector that doubles.
+    conn: Option<Box<Conn>>,
 }
 
 /// One worker thread's engine.
@@ -122,6 +129,8 @@ pub(crate) struct Worker<H> {
     stopping: Option<Instant>,
     completions: Vec<(u64, i32, u32)>,
     now: Instant,
+    /// Input buffers lent back by idle connections (at most `SPARE_INPUTS`).
+    spare_inputs: Vec<bytes::BytesMut>,
 }
 
 impl<H: Handler> Worker<H> {
@@ -153,6 +162,7 @@ impl<H: Handler> Worker<H> {
             stopping: None,
             completions: Vec::with_capacity(1024),
             now: Instant::now(),
+            spare_inputs: Vec::with_capacity(SPARE_INPUTS),
         })
     }
 
@@ -371,7 +381,7 @@ impl<H: Handler> Worker<H> {
                 self.slots.len() as u32 - 1
             }
         };
-        self.slots[slot as usize].conn = Some(conn);
+        self.slots[slot as usize].conn = Some(Box::new(conn));
         self.live += 1;
         let deadline = self.now + self.shared.options.handshake_timeout;
         self.set_deadline(slot, Some(deadline));
@@ -388,6 +398,14 @@ impl<H: Handler> Worker<H> {
                 let id =
                     cqueue::buffer_select(flags).expect("a multishot receive selects a buffer");
                 if conn.phase != Phase::Closing && !conn.peer_eof {
+                    if conn.phase == Phase::Open {
+                        if let Some(spare) = self.spare_inputs.pop() {
+                            let protocol = conn.protocol.protocol_mut();
+                            if let Some(unused) = protocol.provide_receive_buffer(spare) {
+                                self.spare_inputs.push(unused);
+                            }
+                        }
+                    }
                     // Into the buffer the protocol sizes for the frame being received, so
                     // that a large one grows it once, not by doubling.
                     conn.protocol
@@ -401,6 +419,7 @@ impl<H: Handler> Worker<H> {
                 }
                 self.recycle(id);
                 self.process(slot);
+                self.lend_input(slot);
             }
             0 => {
                 conn.receiving = false;
@@ -415,6 +434,20 @@ impl<H: Handler> Worker<H> {
                 libc::ENOBUFS | libc::ECANCELED => {}
                 _ => conn.abort = true,
             },
+        }
+    }
+
+    /// Takes an open connection's input buffer back into the spares once everything in
+    /// it was parsed (not while a direct receive may want it).
+    fn lend_input(&mut self, slot: u32) {
+        let conn = self.slots[slot as usize].conn.as_mut().expect("live");
+        if conn.phase != Phase::Open || conn.direct_mode || conn.direct_posted {
+            return;
+        }
+        if let Some(buffer) = conn.protocol.protocol_mut().take_idle_receive_buffer() {
+            if self.spare_inputs.len() < SPARE_INPUTS {
+                self.spare_inputs.push(buffer);
+            }
         }
     }
 

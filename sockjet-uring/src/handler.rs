@@ -8,6 +8,24 @@ use sockjet_proto::{
 
 /// Identifies a connection within its worker for the connection's life (slot and
 /// generation: an id is never reused while a handler could still hold it in a useful way).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use sockjet_uring::{ConnectionClosed, Handler, Message, Socket, SocketId};
+///
+/// /// Counts each connection's messages.
+/// #[derive(Default)]
+/// struct Counter(HashMap<SocketId, u64>);
+///
+/// impl Handler for Counter {
+///     fn message(&mut self, socket: &mut Socket<'_>, _message: Message) {
+///         *self.0.entry(socket.id()).or_default() += 1;
+///     }
+///     fn closed(&mut self, id: SocketId, _closed: &ConnectionClosed) {
+///         self.0.remove(&id);
+///     }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SocketId {
     pub(crate) slot: u32,

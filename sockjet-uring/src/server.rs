@@ -125,7 +125,7 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
-    /// Starts the shutdown; returns at once.
+    /// Starts the shutdown; returns at once (see the example above).
     pub fn shutdown(&self) {
         self.wakers.stop.store(true, Ordering::Release);
         if let Some(shared) = &*self.wakers.shared.lock().unwrap_or_else(|e| e.into_inner()) {
@@ -149,6 +149,13 @@ impl Server {
     /// connection to the first worker to wait on it). `TCP_NODELAY` is set on each, and
     /// the sockets they accept inherit it on Linux.
     ///
+    /// ```no_run
+    /// use sockjet_uring::{Options, Server};
+    /// let server = Server::bind("127.0.0.1:0", Options { threads: 2, ..Default::default() })?;
+    /// assert_ne!(server.local_addr()?.port(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Binding failed, or the eventfds could not be made.
@@ -167,6 +174,12 @@ impl Server {
 
     /// Serves on a listener bound elsewhere, which every worker accepts from.
     ///
+    /// ```no_run
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let server = sockjet_uring::Server::from_listener(listener, Default::default())?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// The eventfds could not be made.
@@ -179,6 +192,12 @@ impl Server {
     /// [`bind`](Self::bind) makes them), one per worker. They are made blocking (a
     /// non-blocking socket would fail the ring's accept with EAGAIN instead of waiting) and
     /// get `TCP_NODELAY`.
+    ///
+    /// ```no_run
+    /// let listeners = vec![std::net::TcpListener::bind("127.0.0.1:0")?];
+    /// let server = sockjet_uring::Server::from_listeners(listeners, Default::default())?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -220,6 +239,12 @@ impl Server {
 
     /// The address the server listens on.
     ///
+    /// ```no_run
+    /// let server = sockjet_uring::Server::bind("127.0.0.1:0", Default::default())?;
+    /// println!("ws://{}", server.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`TcpListener::local_addr`].
@@ -227,7 +252,14 @@ impl Server {
         self.listeners[0].local_addr()
     }
 
-    /// A handle to stop the server with.
+    /// A handle to stop the server with (see [`ShutdownHandle`]).
+    ///
+    /// ```no_run
+    /// let server = sockjet_uring::Server::bind("127.0.0.1:0", Default::default())?;
+    /// let handle = server.shutdown_handle();
+    /// handle.shutdown(); // run() will return at once
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
             wakers: Arc::clone(&self.wakers),
@@ -236,6 +268,18 @@ impl Server {
 
     /// Runs the workers, each with a handler from `new_handler`, until a shutdown
     /// completes. Blocks the calling thread.
+    ///
+    /// ```no_run
+    /// use sockjet_uring::{Handler, Message, Server, Socket};
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn message(&mut self, socket: &mut Socket<'_>, message: Message) {
+    ///         let _ = socket.send(message);
+    ///     }
+    /// }
+    /// Server::bind("127.0.0.1:8765", Default::default())?.run(|| Echo)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///

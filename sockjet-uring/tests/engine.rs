@@ -490,3 +490,54 @@ fn shutdown_closes_open_connections_with_1001() {
         "still accepting after run returned"
     );
 }
+
+#[test]
+fn hostile_peers_get_errors_and_hurt_no_one_else() {
+    let Some(server) = start(Options::default()) else {
+        return;
+    };
+    let addr = server.addr;
+    // A request head past the limit: 431, not unbounded buffering.
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let got = read_to_end(&mut raw(addr, &huge));
+    assert!(
+        got.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // Peers that vanish: mid-handshake, mid-frame, with a frame header announcing 2^62
+    // bytes, and one that resets.
+    drop(raw(addr, "GET / HTTP/1.1\r\nHost: x\r\n"));
+    let mut half = raw(addr, REQUEST);
+    half.write_all(&masked_frame(0x82, &[1u8; 1000])[..500])
+        .unwrap();
+    drop(half);
+    let mut endless = raw(addr, REQUEST);
+    endless
+        .write_all(&[0x82, 0xFF, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4])
+        .unwrap();
+    let got = read_to_end(&mut endless);
+    assert_eq!(close_code_in(split_head(&got).1), Some(1009));
+    let reset = raw(addr, REQUEST);
+    socket_linger_zero(&reset);
+    drop(reset);
+    // Everyone else is still served.
+    runtime().block_on(async move {
+        let mut ws = within(connect(&format!("ws://{addr}"))).await.unwrap();
+        ws.send("still here").await.unwrap();
+        assert_eq!(
+            within(ws.recv()).await.unwrap(),
+            Some(ClientMessage::text("still here"))
+        );
+    });
+}
+
+/// Makes closing `stream` send a reset instead of a FIN.
+fn socket_linger_zero(stream: &TcpStream) {
+    socket2::SockRef::from(stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+}

@@ -236,14 +236,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failu
             shutdown.shutdown();
         }
     }
-    // A worker of `--processes` waits, whatever comes: it may get SIGTERM more than once
-    // for one death of its supervisor (PR_SET_PDEATHSIG fires each time it is handed to
-    // another thread of the dying process), and a supervisor in a hurry kills it.
-    let second_signal: std::pin::Pin<Box<dyn Future<Output = sockjet::Signal> + Send>> =
-        match args.worker_of {
-            Some(_) => Box::pin(std::future::pending()),
-            None => Box::pin(sockjet::shutdown_signal()),
-        };
+    let second_signal = second_signal(&args);
     // The library logs "shutting down", closes every connection with 1001 and waits.
     tokio::select! {
         result = serving => accepting(result)?,
@@ -252,6 +245,19 @@ pub(crate) async fn run(args: ServeArgs) -> Result<std::process::ExitCode, Failu
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The signal that cuts a graceful shutdown short. A worker of `--processes` waits,
+/// whatever comes: it may get SIGTERM more than once for one death of its supervisor
+/// (PR_SET_PDEATHSIG fires each time it is handed to another thread of the dying
+/// process), and a supervisor in a hurry kills it.
+pub(crate) fn second_signal(
+    args: &ServeArgs,
+) -> std::pin::Pin<Box<dyn Future<Output = sockjet::Signal> + Send>> {
+    match args.worker_of {
+        Some(_) => Box::pin(std::future::pending()),
+        None => Box::pin(sockjet::shutdown_signal()),
+    }
 }
 
 /// The URL of a server listening on `addr`.

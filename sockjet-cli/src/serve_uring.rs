@@ -88,13 +88,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
             shutdown.shutdown();
         }
     }
-    // A worker of `--processes` waits, whatever comes (as with the tokio engine: its
-    // supervisor may signal it more than once).
-    let second_signal: std::pin::Pin<Box<dyn Future<Output = sockjet::Signal> + Send>> =
-        match args.worker_of {
-            Some(_) => Box::pin(std::future::pending()),
-            None => Box::pin(sockjet::shutdown_signal()),
-        };
+    let second_signal = crate::serve::second_signal(&args);
     tokio::select! {
         joined = serving => finished(joined),
         signal = second_signal => {

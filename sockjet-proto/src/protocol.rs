@@ -423,6 +423,24 @@ impl Protocol {
         &mut self.input
     }
 
+    /// The input buffer as it is, without the reservation and rewinding of
+    /// [`receive_buffer`](Self::receive_buffer): for a completion-based driver (io_uring)
+    /// finishing a read that the kernel did into the spare capacity `receive_buffer` gave,
+    /// some time later. By then a message that shared the buffer may have been dropped, and
+    /// `receive_buffer` would move the buffer's start back over the bytes just written.
+    ///
+    /// ```
+    /// # use sockjet_proto::{Protocol, Side};
+    /// let mut client = Protocol::new(Side::Client, Default::default());
+    /// let spare = client.receive_buffer().capacity();
+    /// assert_eq!(client.input_buffer().capacity(), spare);
+    /// client.input_buffer().extend_from_slice(b"\x82\x00");
+    /// assert!(client.next_event().is_some());
+    /// ```
+    pub fn input_buffer(&mut self) -> &mut BytesMut {
+        &mut self.input
+    }
+
     /// Bytes still to arrive before the frame being received is complete; 0 when no frame
     /// is partly received (the next header may need as few as 2 bytes) or input is being
     /// discarded. Nothing can happen on the connection before these bytes come: a driver

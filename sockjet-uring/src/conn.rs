@@ -94,8 +94,9 @@ pub(crate) struct Conn {
     /// A direct receive is in the ring: the protocol's input buffer is the kernel's until
     /// it completes, so nothing may touch it.
     pub(crate) direct_posted: bool,
-    /// How many bytes the direct receive in the ring may bring.
+    /// How many bytes the direct receive in the ring may bring, and where they go.
     pub(crate) direct_len: u32,
+    pub(crate) direct_at: usize,
     /// The socket's receive low-water mark as last set (`low_water.rs`).
     pub(crate) low_water: u32,
     /// Our side of TCP is shut (shutdown(SHUT_WR)).
@@ -135,6 +136,7 @@ impl Conn {
             direct_mode: false,
             direct_posted: false,
             direct_len: 0,
+            direct_at: 0,
             low_water: 0,
             write_shut: false,
             peer_eof: false,

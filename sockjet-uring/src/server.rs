@@ -20,6 +20,8 @@ pub(crate) struct Shared {
     pub(crate) open: AtomicUsize,
     /// Set by [`ShutdownHandle::shutdown`].
     pub(crate) stop: AtomicBool,
+    /// One eventfd per worker, written to wake it for shutdown.
+    pub(crate) wake_fds: Vec<OwnedFd>,
 }
 
 /// Checks that this kernel runs what the engine needs: a ring with provided buffers (5.19
@@ -87,15 +89,9 @@ pub struct Server {
     /// One listening socket per worker (SO_REUSEPORT: the kernel spreads connections over
     /// them), or one that all share.
     listeners: Vec<TcpListener>,
-    options: Options,
-    wakers: Arc<Wakers>,
-}
-
-/// The eventfds that wake the workers for shutdown.
-struct Wakers {
-    stop: Arc<AtomicBool>,
-    fds: Vec<OwnedFd>,
-    shared: std::sync::Mutex<Option<Arc<Shared>>>,
+    /// Made with the server, so that a shutdown handle taken before `run` reaches the
+    /// workers.
+    shared: Arc<Shared>,
 }
 
 /// Stops a running [`Server`] gracefully: no new connections, every open one closed with
@@ -121,17 +117,14 @@ struct Wakers {
 /// ```
 #[derive(Clone)]
 pub struct ShutdownHandle {
-    wakers: Arc<Wakers>,
+    shared: Arc<Shared>,
 }
 
 impl ShutdownHandle {
     /// Starts the shutdown; returns at once (see the example above).
     pub fn shutdown(&self) {
-        self.wakers.stop.store(true, Ordering::Release);
-        if let Some(shared) = &*self.wakers.shared.lock().unwrap_or_else(|e| e.into_inner()) {
-            shared.stop.store(true, Ordering::Release);
-        }
-        for fd in &self.wakers.fds {
+        self.shared.stop.store(true, Ordering::Release);
+        for fd in &self.shared.wake_fds {
             let one = 1u64;
             // SAFETY: writes 8 bytes from a live u64 to an eventfd we own.
             #[allow(unsafe_code)]
@@ -228,11 +221,11 @@ impl Server {
         }
         Ok(Self {
             listeners,
-            options,
-            wakers: Arc::new(Wakers {
-                stop: Arc::new(AtomicBool::new(false)),
-                fds,
-                shared: std::sync::Mutex::new(None),
+            shared: Arc::new(Shared {
+                options,
+                open: AtomicUsize::new(0),
+                stop: AtomicBool::new(false),
+                wake_fds: fds,
             }),
         })
     }
@@ -262,7 +255,7 @@ impl Server {
     /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
-            wakers: Arc::clone(&self.wakers),
+            shared: Arc::clone(&self.shared),
         }
     }
 
@@ -289,20 +282,10 @@ impl Server {
         H: Handler,
         F: Fn() -> H + Send + Sync + 'static,
     {
-        let shared = Arc::new(Shared {
-            options: self.options.clone(),
-            open: AtomicUsize::new(0),
-            stop: AtomicBool::new(self.wakers.stop.load(Ordering::Acquire)),
-        });
-        *self.wakers.shared.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&shared));
-        // A shutdown asked for before `shared` existed.
-        if self.wakers.stop.load(Ordering::Acquire) {
-            shared.stop.store(true, Ordering::Release);
-        }
         let new_handler = Arc::new(new_handler);
         let mut threads = Vec::new();
-        for (index, wake) in self.wakers.fds.iter().enumerate() {
-            let shared = Arc::clone(&shared);
+        for (index, wake) in self.shared.wake_fds.iter().enumerate() {
+            let shared = Arc::clone(&self.shared);
             let new_handler = Arc::clone(&new_handler);
             let wake_fd = wake.as_raw_fd();
             let listener = self.listeners[index % self.listeners.len()].as_raw_fd();

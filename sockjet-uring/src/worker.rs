@@ -18,7 +18,7 @@ use std::{
 
 use io_uring::{IoUring, cqueue, opcode, squeue::Entry, types};
 use sockjet_proto::{
-    CloseCode, Event, ServerConfig, ServerProtocol, State,
+    CloseCode, Event, ServerProtocol, State,
     http::{HeaderValue, StatusCode, header::RETRY_AFTER},
 };
 
@@ -112,12 +112,10 @@ pub(crate) struct Worker<H> {
     buffers_staged: bool,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    live: usize,
     /// Deadlines of connections: (when, slot, generation); stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     handler: H,
     shared: Arc<Shared>,
-    config: ServerConfig,
     /// The listening socket this worker accepts from.
     listener: RawFd,
     /// This worker's eventfd, written to wake it for shutdown, and the read posted on it.
@@ -142,18 +140,15 @@ impl<H: Handler> Worker<H> {
     ) -> io::Result<Self> {
         let ring = new_ring()?;
         let buffers = ProvidedBuffers::register(&ring, POOL_BUFFERS, POOL_BUFFER_SIZE)?;
-        let config = shared.options.config.clone();
         Ok(Self {
             ring,
             buffers,
             buffers_staged: false,
             slots: Vec::new(),
             free: Vec::new(),
-            live: 0,
             timers: BinaryHeap::new(),
             handler,
             shared,
-            config,
             listener,
             wake_fd,
             wake_value: Box::new(0),
@@ -200,7 +195,7 @@ impl<H: Handler> Worker<H> {
                         }
                     }
                 }
-                if self.live == 0 && !self.accepting {
+                if self.slots.len() == self.free.len() && !self.accepting {
                     break;
                 }
             }
@@ -355,7 +350,7 @@ impl<H: Handler> Worker<H> {
             self.close_fd(fd);
             return;
         }
-        let mut protocol = ServerProtocol::new(self.config.clone());
+        let mut protocol = ServerProtocol::new(self.shared.options.config.clone());
         protocol.set_server_header(None);
         let mut conn = Conn::new(fd, protocol);
         conn.counted = match self.shared.options.max_connections {
@@ -382,7 +377,6 @@ impl<H: Handler> Worker<H> {
             }
         };
         self.slots[slot as usize].conn = Some(Box::new(conn));
-        self.live += 1;
         let deadline = self.now + self.shared.options.handshake_timeout;
         self.set_deadline(slot, Some(deadline));
         self.after(slot);
@@ -456,14 +450,19 @@ impl<H: Handler> Worker<H> {
         conn.direct_posted = false;
         match result {
             1.. => {
-                let buffer = conn.protocol.receive_buffer();
+                // Not `receive_buffer()`: the message that shared the buffer when the
+                // receive was posted may be gone now, and it would rewind the buffer's
+                // start over the bytes just written. Checked all the same.
+                let buffer = conn.protocol.protocol_mut().input_buffer();
                 let filled = buffer.len() + result as usize;
                 assert!(
-                    filled <= buffer.capacity(),
-                    "the kernel wrote past the buffer"
+                    buffer.as_ptr() as usize + buffer.len() == conn.direct_at
+                        && result as u32 <= conn.direct_len,
+                    "the direct receive's buffer moved or overflowed"
                 );
-                // SAFETY: the kernel wrote `result` bytes into the spare capacity it was
-                // given (checked above), which nothing touched meanwhile.
+                // SAFETY: the kernel wrote `result` bytes (at most the `direct_len` it was
+                // given) at `direct_at`, the start of this buffer's spare capacity (both
+                // checked above), which nothing touched meanwhile.
                 #[allow(unsafe_code)]
                 unsafe {
                     buffer.set_len(filled)
@@ -674,6 +673,7 @@ impl<H: Handler> Worker<H> {
                 };
                 conn.direct_posted = true;
                 conn.direct_len = len as u32;
+                conn.direct_at = spare.as_ptr() as usize;
                 entries[1] = Some(
                     opcode::Recv::new(types::Fd(fd), spare.as_mut_ptr().cast(), len as u32)
                         .ioprio(poll_first)
@@ -730,7 +730,6 @@ impl<H: Handler> Worker<H> {
         let conn = entry.conn.take().expect("live");
         entry.generation = entry.generation.wrapping_add(1);
         self.free.push(slot);
-        self.live -= 1;
         if conn.counted {
             self.shared.open.fetch_sub(1, Ordering::AcqRel);
         }

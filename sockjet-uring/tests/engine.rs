@@ -276,6 +276,47 @@ fn many_connections_pipeline_messages_in_order() {
     server.stop().unwrap();
 }
 
+/// Large messages of different contents, pipelined: receives straight into a buffer that
+/// the previous message shared when the receive was posted must not lose or replay bytes.
+#[test]
+fn pipelined_large_messages_come_back_intact() {
+    let Some(server) = start(Options::default()) else {
+        return;
+    };
+    let addr = server.addr;
+    runtime().block_on(async move {
+        let mut clients = Vec::new();
+        for client in 0..4u8 {
+            clients.push(tokio::spawn(async move {
+                let ws = within(connect(&format!("ws://{addr}"))).await.unwrap();
+                let (mut rx, tx) = ws.split();
+                let message = move |i: u32| -> Vec<u8> {
+                    let size = [16_384usize, 20_000, 9_000, 70_000][i as usize % 4];
+                    (0..size)
+                        .map(|at| (at as u32 * 31 + i * 7 + u32::from(client)) as u8)
+                        .collect()
+                };
+                let writer = tokio::spawn(async move {
+                    for i in 0..300u32 {
+                        tx.send(message(i)).await.unwrap();
+                    }
+                });
+                for i in 0..300u32 {
+                    assert_eq!(
+                        within(rx.recv()).await.unwrap(),
+                        Some(ClientMessage::binary(message(i))),
+                        "client {client}, message {i}"
+                    );
+                }
+                writer.await.unwrap();
+            }));
+        }
+        for client in clients {
+            client.await.unwrap();
+        }
+    });
+}
+
 #[test]
 fn the_handler_closes_and_the_closing_handshake_completes() {
     let Some(server) = start(Options::default()) else {

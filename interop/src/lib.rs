@@ -8,14 +8,18 @@
 //! (RFC 7692) in several configurations of both sides, [`axum`] with sockjet behind an
 //! axum app, [`wss_client`] runs sockjet's client over `wss://` against a peer's TLS
 //! server, and [`tls`] runs `sockjet serve` over `wss://`, each with a test CA.
+//! [`echo_client`] runs Python and Node.js clients against any sockjet echo server (the
+//! io_uring engine's among them), and [`chromium`] prepares the browser peer.
 //!
 //! Their dependencies are installed by `scripts/install-test-deps.sh`; a test whose
 //! dependency is missing fails and says so.
 
 pub mod axum;
 pub mod cdp;
+pub mod chromium;
 pub mod deflate;
 pub mod deps;
+pub mod echo_client;
 pub mod process;
 pub mod scenario;
 pub mod tls;

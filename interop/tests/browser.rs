@@ -8,7 +8,7 @@
 //! sides must report it negotiated (`WebSocket.extensions` in the page, `is_compressed()`
 //! in sockjet); with `compression(None)`, neither.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sockjet::{
@@ -17,8 +17,8 @@ use sockjet::{
     tls::ServerTls,
 };
 use sockjet_interop::{
-    deps,
-    process::{PeerCommand, PeerProcess},
+    chromium::{Profile, page_url},
+    process::PeerProcess,
     scenario::{GOING_AWAY_REASON, MIB, connection_config, large_text},
     tls::TestPki,
 };
@@ -133,44 +133,6 @@ async fn report(mut ws: Connection) -> Seen {
     Seen::Report(report)
 }
 
-fn page_url(port: u16, tls: bool) -> String {
-    let page: PathBuf = deps::peer_script("browser.html")
-        .canonicalize()
-        .expect("canonical path of browser.html");
-    let mut url = String::from("file://");
-    for byte in page.to_str().expect("UTF-8 path").bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
-                url.push(char::from(byte));
-            }
-            _ => url.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    let scheme = if tls { "wss" } else { "ws" };
-    format!("{url}?port={port}&scheme={scheme}")
-}
-
-/// A Chromium profile directory, removed on drop.
-struct Profile(PathBuf);
-
-impl Profile {
-    fn new() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.subsec_nanos());
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("chromium-profile-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create the Chromium profile directory");
-        Self(dir)
-    }
-}
-
-impl Drop for Profile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// sockjet's default configuration: Chromium's offer of permessage-deflate is accepted.
 #[tokio::test]
 async fn chromium_with_sockjet_server() {
@@ -195,7 +157,6 @@ async fn chromium_with_sockjet_server_without_compression() {
 async fn chromium_with(deflate: Option<DeflateConfig>, tls: bool) {
     let started = std::time::Instant::now();
     let compressed = deflate.is_some();
-    let chromium = deps::chromium();
     let pki = tls.then(|| TestPki::new("chromium"));
     let mut builder = Server::builder().connection(connection_config(None).compression(deflate));
     if let Some(pki) = &pki {
@@ -218,21 +179,11 @@ async fn chromium_with(deflate: Option<DeflateConfig>, tls: bool) {
         }
     }));
 
-    let profile = Profile::new();
-    let browser = PeerCommand {
-        name: "chromium".to_owned(),
-        program: chromium,
-        args: deps::CHROMIUM_FLAGS
-            .into_iter()
-            .map(Into::into)
-            .chain([format!("--user-data-dir={}", profile.0.display()).into()])
-            .chain(pki.iter().map(|pki| {
-                format!("--ignore-certificate-errors-spki-list={}", pki.spki_sha256).into()
-            }))
-            .chain([page_url(port, tls).into()])
-            .collect(),
-        envs: Vec::new(),
-    };
+    let profile = Profile::new(env!("CARGO_TARGET_TMPDIR"));
+    let spki = pki
+        .iter()
+        .map(|pki| format!("--ignore-certificate-errors-spki-list={}", pki.spki_sha256));
+    let browser = profile.command(spki.collect(), page_url(port, tls));
     let mut chromium = PeerProcess::spawn(&browser);
 
     // The three handlers report in any order; the report comes last from the page.

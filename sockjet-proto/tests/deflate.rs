@@ -873,7 +873,9 @@ fn memory_per_connection() {
     // The defaults of a server: 12 bits, mem_level 5.
     let (compressor, decompressor) =
         memory(params(false, false, 12, 15), &DeflateConfig::default());
-    assert!(compressor < 170 * 1024, "compressor {compressor} bytes");
+    // C zlib at memLevel 5: 8 KiB each of window pairs, hash heads, chain links and
+    // symbols (zlib-rs took 161 KiB, its hash table alone 128 KiB).
+    assert!(compressor < 40 * 1024, "compressor {compressor} bytes");
     assert!(
         decompressor < 48 * 1024,
         "decompressor {decompressor} bytes"

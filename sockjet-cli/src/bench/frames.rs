@@ -39,16 +39,28 @@ const LARGEST_WINDOW: usize = (32 + 8) * 1024;
 /// Most payload variants a run cycles through.
 const MAX_VARIANTS: usize = 64;
 
+/// With permessage-deflate, variants enough to fill this many bytes (up to
+/// [`MAX_VARIANTS`]): each connection starts at its own (see
+/// [`EncodedMessage::start_for`]), so that connections are not in step.
+const DEPHASED_BYTES: usize = 256 * 1024;
+
 /// How many different payloads of `size` bytes a run with permessage-deflate cycles
-/// through: enough that none repeats within the largest deflate window (up to
-/// [`MAX_VARIANTS`]), so that a server compressing with context takeover cannot encode
-/// each echo as one long match against the previous message, which real traffic would
-/// not allow; without compression, one.
+/// through, up to [`MAX_VARIANTS`]: enough that none repeats within the largest deflate
+/// window, so that a server compressing with context takeover cannot encode each echo as
+/// one long match against the previous message, which real traffic would not allow; and
+/// enough to fill [`DEPHASED_BYTES`], so that connections starting at different ones send
+/// different messages at any moment. Were they in step, a server would compress the same
+/// bytes after the same history for every connection in a row, which a CPU's branch
+/// predictors learn: C zlib measured twice as fast that way as on varied traffic.
+/// Without compression, one.
 pub(crate) fn variants_for(size: usize, compression: bool) -> usize {
     if !compression || size == 0 {
         return 1;
     }
-    LARGEST_WINDOW.div_ceil(size).clamp(1, MAX_VARIANTS)
+    LARGEST_WINDOW
+        .div_ceil(size)
+        .max(DEPHASED_BYTES / size)
+        .clamp(1, MAX_VARIANTS)
 }
 
 /// Variant number `index` of the payload of a run: `size` bytes of `kind`. Variant 0
@@ -203,6 +215,12 @@ impl EncodedMessage {
             batch: cycle.repeat(cycles),
             ends,
         }
+    }
+
+    /// The frame connection number `connection` starts with: each its own variant, as
+    /// far as there are variants, so that connections are not in step.
+    pub(crate) fn start_for(&self, connection: usize) -> usize {
+        connection % self.frames()
     }
 
     /// Frames in the batch.
@@ -431,7 +449,8 @@ mod tests {
     fn variants_differ_and_go_out_in_turn() {
         assert_eq!(variants_for(4096, false), 1);
         assert_eq!(variants_for(0, true), 1);
-        assert_eq!(variants_for(4096, true), 10);
+        assert_eq!(variants_for(4096, true), 64);
+        assert_eq!(variants_for(16 * 1024, true), 16);
         assert_eq!(variants_for(16, true), MAX_VARIANTS);
         assert_eq!(variants_for(1 << 20, true), 1);
         // No payload repeats within the largest window.
@@ -460,6 +479,16 @@ mod tests {
         for (index, message) in received.iter().enumerate() {
             assert_eq!(message.as_bytes(), &variants[index % 3][..], "{index}");
         }
+        // Connections start each at its own frame, so at its own variant.
+        let starts: Vec<usize> = (0..4)
+            .map(|connection| encoded.start_for(connection))
+            .collect();
+        assert_eq!(starts, [0, 1, 2, 3]);
+        assert_eq!(encoded.start_for(9), 0);
+        let mut server = self::server(Some(&compression));
+        let from_second = messages(&mut server, encoded.frames_from(1, 0, 2));
+        assert_eq!(from_second[0].as_bytes(), &variants[1][..]);
+        assert_eq!(from_second[1].as_bytes(), &variants[2][..]);
     }
 
     #[test]

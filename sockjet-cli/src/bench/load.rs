@@ -202,7 +202,9 @@ pub(crate) async fn drive(
     let compression = opened.compression.clone();
     let message = plan.encoded_for(compression.as_ref());
     let mask = OsRandomMaskKeys::default().next_key();
+    let start = message.start_for(index);
     let mut session = Session::new(opened, Some(message), mask);
+    session.start_at_frame(start);
     if plan.floor {
         session.expect_raw_echo();
     }

@@ -195,6 +195,12 @@ impl Session {
         self.pings
     }
 
+    /// Starts the message's frames at frame `frame` of its batch (before any is queued).
+    pub(crate) fn start_at_frame(&mut self, frame: usize) {
+        debug_assert_eq!(self.data_frames, 0, "frames already queued");
+        self.data_frame = frame;
+    }
+
     /// Queues `count` more copies of the message; nothing once closing.
     pub(crate) fn queue_data(&mut self, count: u64) {
         if self.message.is_some() && !self.close_sent {

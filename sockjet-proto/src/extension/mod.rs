@@ -31,7 +31,9 @@ use std::{borrow::Cow, error::Error as StdError, fmt};
 
 use bytes::BytesMut;
 
+mod compressor;
 pub mod permessage_deflate;
+mod zlib_compressor;
 
 /// The per-connection state of a negotiated extension that transforms the payload of data
 /// messages, such as permessage-deflate (a "per-message" extension, RFC 7692 §4).

@@ -28,23 +28,25 @@
 //! # Memory
 //!
 //! The zlib state is allocated on first use, one direction at a time: a connection that
-//! only receives compressed messages never allocates a compressor. A compressor takes
-//! about 161 KiB at 12 window bits with the default `mem_level` of 5 (259 KiB with
-//! zlib's default of 8), and 273 KiB at 15 bits; most of it is a hash table of 128 KiB
-//! that zlib-rs sizes for every window. A decompressor takes 46 KiB whatever the window:
-//! zlib-rs always allocates 32 KiB for it. `tests/deflate.rs` measures every setting.
+//! only receives compressed messages never allocates a compressor. With `mem_level` below
+//! 8 (the default is 5) the compressor is C zlib's, whose tables follow `mem_level`: about
+//! 38 KiB at 12 window bits (the server's default) and 150 KiB at 15. From 8 on it is
+//! zlib-rs's, faster when one connection compresses large messages in a row but with a
+//! 128 KiB hash table at any setting: 259 KiB at 12 bits and memLevel 8. A decompressor
+//! (zlib-rs) takes 46 KiB whatever the window: zlib-rs always allocates 32 KiB for it.
+//! `tests/deflate.rs` measures every setting.
 
 use std::{error::Error as StdError, fmt, mem};
 
 use bytes::BytesMut;
-use zlib_rs::{Deflate, DeflateFlush, Inflate, InflateFlush, Status};
+use zlib_rs::{Inflate, InflateFlush, Status};
 
-use super::{DecodeError, Extension, Param, parse_extensions};
+use super::{DecodeError, Extension, Param, compressor::Compressor, parse_extensions};
 use crate::{error::HandshakeError, frame::RSV1, protocol::Side};
 
 /// The window size a server compresses with unless configured otherwise: 12 bits, a 4 KiB
-/// window, as Python `websockets`. Its compressor then takes about 161 KiB instead of
-/// 273 KiB at 15 bits.
+/// window, as Python `websockets`. Its compressor then takes about 38 KiB instead of
+/// 150 KiB at 15 bits (with the default `mem_level`).
 ///
 /// ```
 /// assert_eq!(sockjet_proto::extension::permessage_deflate::DEFAULT_SERVER_MAX_WINDOW_BITS, 12);
@@ -108,11 +110,14 @@ pub struct DeflateConfig {
     /// zlib compression level, 0 (no compression) to 9 (slowest); larger values are
     /// clamped. Default: 6, zlib's default, which Python `websockets` and Node's `ws` use.
     pub compression_level: u32,
-    /// zlib `memLevel`, 1 to 9 (other values are clamped): the compressor buffers
-    /// `7 × 2^(mem_level + 6)` bytes of symbols, 14 KiB at 5 and 112 KiB at zlib's
-    /// default of 8, and emits a DEFLATE block whenever they fill up. Default: 5, as
-    /// Python `websockets`; it loses little compression except on messages of tens of
-    /// KiB.
+    /// zlib `memLevel`, 1 to 9 (other values are clamped): memory against speed. Below
+    /// 8, the compressor is C zlib's, with a hash table of `2^(mem_level + 8)` bytes and
+    /// `2^(mem_level + 8)` bytes of symbols (8 KiB each at 5), cheapest when many
+    /// connections compress, since each one's tables are cold by its next message. At 8
+    /// and 9 it is zlib-rs's, with a 128 KiB hash table and `7 × 2^(mem_level + 6)`
+    /// bytes of symbols, 1.5 times faster when one connection compresses large messages
+    /// in a row. Default: 5, as Python `websockets`; it loses little compression except
+    /// on messages of tens of KiB.
     pub mem_level: u8,
     /// Messages shorter than this many bytes are sent uncompressed: below it deflate's
     /// overhead and CPU time outweigh what it saves. Default: 128.
@@ -523,7 +528,7 @@ impl StdError for InflateError {}
 /// ```
 pub struct PerMessageDeflate {
     params: DeflateParams,
-    compressor: Option<Deflate>,
+    compressor: Option<Compressor>,
     decompressor: Option<Inflate>,
     /// Window, level and memLevel of the compressor, already mapped to what zlib takes.
     compress_window_bits: u8,
@@ -651,16 +656,9 @@ impl PerMessageDeflate {
             self.compress_window_bits,
             self.compress_mem_level,
         );
-        let deflate = self.compressor.get_or_insert_with(|| {
-            Deflate::new_with_config(zlib_rs::DeflateConfig {
-                level,
-                method: zlib_rs::Method::Deflated,
-                // Negative: a raw DEFLATE stream, without zlib header or checksum.
-                window_bits: -i32::from(window_bits),
-                mem_level,
-                strategy: zlib_rs::Strategy::Default,
-            })
-        });
+        let deflate = self
+            .compressor
+            .get_or_insert_with(|| Compressor::new(level, window_bits, mem_level));
         let mut input = payload;
         loop {
             let len = out.len();
@@ -674,15 +672,9 @@ impl PerMessageDeflate {
             }
             .min(MAX_CHUNK);
             out.resize(len + room, 0);
-            let (in_before, out_before) = (deflate.total_in(), deflate.total_out());
-            let status = deflate.compress(input, &mut out[len..], DeflateFlush::SyncFlush);
-            let consumed = (deflate.total_in() - in_before) as usize;
-            let written = (deflate.total_out() - out_before) as usize;
+            let (consumed, written) = deflate.compress_sync(input, &mut out[len..]);
             out.truncate(len + written);
             input = &input[consumed..];
-            // Errors only come from an invalid state or flush argument, which this type
-            // never creates.
-            assert!(status.is_ok(), "deflate failed: {status:?}");
             // Done when all the input is in and the flush fitted with room to spare.
             if input.is_empty() && written < room {
                 break;

@@ -119,6 +119,9 @@ pub(crate) struct Conn {
     pub(crate) opened: bool,
     /// Counted against `max_connections` (not a 503'd one).
     pub(crate) counted: bool,
+    /// Completions of this pass changed it: what it needs next goes into the ring at the
+    /// end of the pass (`Worker::flush`).
+    pub(crate) dirty: bool,
 }
 
 impl Conn {
@@ -148,6 +151,7 @@ impl Conn {
             deadline: None,
             opened: false,
             counted: false,
+            dirty: false,
         }
     }
 

@@ -129,6 +129,8 @@ pub(crate) struct Worker<H> {
     now: Instant,
     /// Input buffers lent back by idle connections (at most `SPARE_INPUTS`).
     spare_inputs: Vec<bytes::BytesMut>,
+    /// Connections that completions of this pass changed (`Conn::dirty`).
+    dirty: Vec<u32>,
 }
 
 impl<H: Handler> Worker<H> {
@@ -158,6 +160,7 @@ impl<H: Handler> Worker<H> {
             completions: Vec::with_capacity(1024),
             now: Instant::now(),
             spare_inputs: Vec::with_capacity(SPARE_INPUTS),
+            dirty: Vec::new(),
         })
     }
 
@@ -178,6 +181,7 @@ impl<H: Handler> Worker<H> {
                 let (data, result, flags) = self.completions[index];
                 self.complete(data, result, flags);
             }
+            self.flush();
             if self.buffers_staged {
                 self.buffers.publish();
                 self.buffers_staged = false;
@@ -309,7 +313,26 @@ impl<H: Handler> Worker<H> {
             OP_CANCEL => self.conn(slot).cancelling = false,
             _ => {}
         }
-        self.after(slot);
+        let conn = self.conn(slot);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    /// Puts into the ring what each connection changed by this pass's completions needs
+    /// next. Once per pass rather than after each completion: the echoes of everything a
+    /// connection received in the pass leave in one send, where the first completion's
+    /// would otherwise hold the send and the rest wait for it to complete.
+    fn flush(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &slot in &dirty {
+            // Live: only `after` frees a slot, and it runs here once per slot.
+            self.conn(slot).dirty = false;
+            self.after(slot);
+        }
+        dirty.clear();
+        self.dirty = dirty;
     }
 
     fn conn(&mut self, slot: u32) -> &mut Conn {
@@ -391,7 +414,7 @@ impl<H: Handler> Worker<H> {
             1.. => {
                 let id =
                     cqueue::buffer_select(flags).expect("a multishot receive selects a buffer");
-                if conn.phase != Phase::Closing && !conn.peer_eof {
+                if conn.phase != Phase::Closing && !conn.abort && !conn.peer_eof {
                     if conn.phase == Phase::Open {
                         if let Some(spare) = self.spare_inputs.pop() {
                             let protocol = conn.protocol.protocol_mut();
@@ -527,7 +550,7 @@ impl<H: Handler> Worker<H> {
         };
         let conn = entry.conn.as_mut().expect("live");
         let options = &shared.options;
-        while !conn.paused && !conn.direct_posted && conn.phase != Phase::Closing {
+        while !conn.paused && !conn.direct_posted && !conn.abort && conn.phase != Phase::Closing {
             let Some(event) = conn.protocol.next_event() else {
                 break;
             };

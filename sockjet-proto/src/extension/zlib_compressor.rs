@@ -1,8 +1,9 @@
 //! A raw-DEFLATE compressor on C zlib (the `libz-sys` crate, built from its bundled
 //! source), for `mem_level` below 8 (`compressor.rs` says why).
 //!
-//! The only `unsafe` here is the FFI, under one invariant: the `z_stream` is boxed, so it
-//! never moves after `deflateInit2_` (zlib's state points back to it and checks that), and
+//! The `unsafe` here is the FFI and the allocator zlib is given (Rust's global one, so that
+//! its memory is counted with the rest). The `z_stream` is boxed, so it never moves after
+//! `deflateInit2_` (zlib's state points back to it and checks that), and
 //! `next_in`/`next_out` point into slices that outlive each `deflate` call.
 
 #![allow(unsafe_code)]

@@ -3,7 +3,54 @@
 
 use std::path::PathBuf;
 
-use crate::{deps, process::PeerCommand};
+use serde_json::{Value, json};
+
+use crate::{
+    deps,
+    process::PeerCommand,
+    scenario::{GOING_AWAY_REASON, MIB, large_text},
+};
+
+/// The page's report when everything went right, the server having answered
+/// `extensions` (the page's `WebSocket.extensions`) on both paths.
+pub fn expected_report(extensions: &str) -> Value {
+    json!({
+        "errors": [],
+        "echo": {
+            "extensions": extensions,
+            "text": {"type": "text", "data": "héllo from chromium ✓ 🦀"},
+            "binary": {
+                "type": "binary",
+                "hex": (0..=255u8).map(|b| format!("{b:02x}")).collect::<String>(),
+            },
+            "big_binary": {"type": "binary", "len": MIB, "equal": true},
+            "big_text": {"type": "text", "len": large_text().len(), "equal": true},
+            "random_binary": {"type": "binary", "len": 256 * 1024, "equal": true},
+            "repeated_text": [true, true, true, true, true],
+            "after_close": "closed",
+            "close": {"code": 1000, "reason": "done", "wasClean": true},
+        },
+        "server_closes": {
+            "extensions": extensions,
+            "messages": ["bye from sockjet"],
+            "close": {"code": 1001, "reason": GOING_AWAY_REASON, "wasClean": true},
+        },
+    })
+}
+
+/// What the server receives on `/echo` from the page: type and length of each message.
+pub fn echoed_messages() -> Vec<(&'static str, usize)> {
+    let repeated = "context takeover ✓ ".len() * 32;
+    let mut messages = vec![
+        ("text", "héllo from chromium ✓ 🦀".len()),
+        ("binary", 256),
+        ("binary", MIB),
+        ("text", large_text().len()),
+        ("binary", 256 * 1024),
+    ];
+    messages.extend([("text", repeated); 5]);
+    messages
+}
 
 /// The `file://` URL of `peers/browser.html`, told to connect to `127.0.0.1:port` over
 /// `wss://` if `tls`, else `ws://`.

@@ -77,6 +77,28 @@ pub(crate) fn hex(data: &[u8]) -> String {
     data.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// How sockjet's side of a connection ended when the peer closed first with `code` and
+/// `reason`, and sockjet answered with the same.
+pub fn closed_by_peer(code: CloseCode, reason: &str) -> ConnectionClosed {
+    let frame = CloseFrame::new(code, reason);
+    ConnectionClosed {
+        rcvd: Some(frame.clone()),
+        sent: Some(frame),
+        rcvd_then_sent: Some(true),
+    }
+}
+
+/// How a connection ended when sockjet closed first with `code` and `reason`, and the
+/// peer answered with the same.
+pub fn closed_by_sockjet(code: CloseCode, reason: &str) -> ConnectionClosed {
+    let frame = CloseFrame::new(code, reason);
+    ConnectionClosed {
+        rcvd: Some(frame.clone()),
+        sent: Some(frame),
+        rcvd_then_sent: Some(false),
+    }
+}
+
 /// Connection options for sockjet in these tests: 4 MiB messages, and optionally
 /// fragmented sending (`max_send_frame_size`).
 pub fn connection_config(max_send_frame_size: Option<usize>) -> ConnectionConfig {

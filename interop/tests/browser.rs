@@ -10,16 +10,16 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sockjet::{
-    CloseCode, CloseFrame, Connection, ConnectionClosed, Message, Server,
+    CloseCode, Connection, ConnectionClosed, Message, Server,
     proto::{DeflateConfig, http::header::SEC_WEBSOCKET_EXTENSIONS},
     tls::ServerTls,
 };
 use sockjet_interop::{
-    chromium::{Profile, page_url},
+    chromium::{Profile, echoed_messages, expected_report, page_url},
     process::PeerProcess,
-    scenario::{GOING_AWAY_REASON, MIB, connection_config, large_text},
+    scenario::{GOING_AWAY_REASON, closed_by_peer, closed_by_sockjet, connection_config},
     tls::TestPki,
 };
 use tokio::{sync::mpsc, time::timeout};
@@ -240,28 +240,7 @@ async fn chromium_with(deflate: Option<DeflateConfig>, tls: bool) {
     );
 
     // What the page saw; its `WebSocket.extensions` is what sockjet answered.
-    let expected = json!({
-        "errors": [],
-        "echo": {
-            "extensions": echo_extensions,
-            "text": {"type": "text", "data": "héllo from chromium ✓ 🦀"},
-            "binary": {
-                "type": "binary",
-                "hex": (0..=255u8).map(|b| format!("{b:02x}")).collect::<String>(),
-            },
-            "big_binary": {"type": "binary", "len": MIB, "equal": true},
-            "big_text": {"type": "text", "len": large_text().len(), "equal": true},
-            "random_binary": {"type": "binary", "len": 256 * 1024, "equal": true},
-            "repeated_text": [true, true, true, true, true],
-            "after_close": "closed",
-            "close": {"code": 1000, "reason": "done", "wasClean": true},
-        },
-        "server_closes": {
-            "extensions": closes_extensions,
-            "messages": ["bye from sockjet"],
-            "close": {"code": 1001, "reason": GOING_AWAY_REASON, "wasClean": true},
-        },
-    });
+    let expected = expected_report(echo_extensions);
     assert_eq!(
         report, expected,
         "the page's report (left) differs from the expected one (right)"
@@ -278,49 +257,27 @@ async fn chromium_with(deflate: Option<DeflateConfig>, tls: bool) {
     else {
         unreachable!()
     };
-    let repeated = "context takeover ✓ ".len() * 32;
     assert_eq!(
         messages,
-        [
-            ("text", "héllo from chromium ✓ 🦀".len()),
-            ("binary", 256),
-            ("binary", MIB),
-            ("text", large_text().len()),
-            ("binary", 256 * 1024),
-            ("text", repeated),
-            ("text", repeated),
-            ("text", repeated),
-            ("text", repeated),
-            ("text", repeated),
-        ],
+        echoed_messages(),
         "messages sockjet received on /echo"
     );
     let rtt = rtt
         .expect("sockjet pinged")
         .unwrap_or_else(|error| panic!("sockjet's ping to chromium: {error}"));
     assert_eq!(end, Ok(()), "recv on /echo after the browser's close(1000)");
-    let done = CloseFrame::new(CloseCode::NORMAL_CLOSURE, "done");
     assert_eq!(
         closed,
-        ConnectionClosed {
-            rcvd: Some(done.clone()),
-            sent: Some(done),
-            rcvd_then_sent: Some(true),
-        },
+        closed_by_peer(CloseCode::NORMAL_CLOSURE, "done"),
         "how /echo closed"
     );
     let Seen::ServerCloses { result, closed, .. } = closes else {
         unreachable!()
     };
     assert_eq!(result, Ok(()), "send and close(1001) on /server-closes");
-    let going_away = CloseFrame::new(CloseCode::GOING_AWAY, GOING_AWAY_REASON);
     assert_eq!(
         closed,
-        ConnectionClosed {
-            rcvd: Some(going_away.clone()),
-            sent: Some(going_away),
-            rcvd_then_sent: Some(false),
-        },
+        closed_by_sockjet(CloseCode::GOING_AWAY, GOING_AWAY_REASON),
         "how /server-closes closed (chromium echoes code and reason)"
     );
     println!(

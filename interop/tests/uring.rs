@@ -13,13 +13,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{Value, json};
-use sockjet::proto::{CloseFrame, DeflateConfig};
+use serde_json::Value;
+use sockjet::proto::DeflateConfig;
 use sockjet_interop::{
-    chromium::{Profile, page_url},
+    chromium::{Profile, echoed_messages, expected_report, page_url},
     echo_client,
     process::{PeerCommand, PeerProcess},
-    scenario::{GOING_AWAY_REASON, MIB, connection_config, large_text},
+    scenario::{GOING_AWAY_REASON, MIB, closed_by_peer, closed_by_sockjet, connection_config},
 };
 use sockjet_uring::{
     CloseCode, ConnectionClosed, Handler, Message, Options, Request, Server, ServerConfig,
@@ -189,14 +189,9 @@ async fn echo_client_with(client: fn(&str, bool) -> PeerCommand, compression: bo
         ("binary", MIB),
         "the server received the 1 MiB message whole"
     );
-    let done = CloseFrame::new(CloseCode::NORMAL_CLOSURE, "done");
     assert_eq!(
         closed,
-        ConnectionClosed {
-            rcvd: Some(done.clone()),
-            sent: Some(done),
-            rcvd_then_sent: Some(true),
-        },
+        closed_by_peer(CloseCode::NORMAL_CLOSURE, "done"),
         "how the connection closed, as the server saw it"
     );
     server.stop();
@@ -288,68 +283,25 @@ async fn chromium_with(deflate: Option<DeflateConfig>) {
         compressed,
         "the extensions Chromium saw negotiated: {extensions}"
     );
-    let expected = json!({
-        "errors": [],
-        "echo": {
-            "extensions": extensions,
-            "text": {"type": "text", "data": "héllo from chromium ✓ 🦀"},
-            "binary": {
-                "type": "binary",
-                "hex": (0..=255u8).map(|b| format!("{b:02x}")).collect::<String>(),
-            },
-            "big_binary": {"type": "binary", "len": MIB, "equal": true},
-            "big_text": {"type": "text", "len": large_text().len(), "equal": true},
-            "random_binary": {"type": "binary", "len": 256 * 1024, "equal": true},
-            "repeated_text": [true, true, true, true, true],
-            "after_close": "closed",
-            "close": {"code": 1000, "reason": "done", "wasClean": true},
-        },
-        "server_closes": {
-            "extensions": extensions,
-            "messages": ["bye from sockjet"],
-            "close": {"code": 1001, "reason": GOING_AWAY_REASON, "wasClean": true},
-        },
-    });
+    let expected = expected_report(extensions.as_str().unwrap_or_default());
     assert_eq!(
         report, expected,
         "the page's report (left) differs from the expected one (right)"
     );
 
-    let repeated = "context takeover ✓ ".len() * 32;
     assert_eq!(
         messages,
-        [
-            ("text", "héllo from chromium ✓ 🦀".len()),
-            ("binary", 256),
-            ("binary", MIB),
-            ("text", large_text().len()),
-            ("binary", 256 * 1024),
-            ("text", repeated),
-            ("text", repeated),
-            ("text", repeated),
-            ("text", repeated),
-            ("text", repeated),
-        ],
+        echoed_messages(),
         "messages the server received on /echo"
     );
-    let done = CloseFrame::new(CloseCode::NORMAL_CLOSURE, "done");
     assert_eq!(
         echo_closed,
-        ConnectionClosed {
-            rcvd: Some(done.clone()),
-            sent: Some(done),
-            rcvd_then_sent: Some(true),
-        },
+        closed_by_peer(CloseCode::NORMAL_CLOSURE, "done"),
         "how /echo closed"
     );
-    let going_away = CloseFrame::new(CloseCode::GOING_AWAY, GOING_AWAY_REASON);
     assert_eq!(
         closes_closed,
-        ConnectionClosed {
-            rcvd: Some(going_away.clone()),
-            sent: Some(going_away),
-            rcvd_then_sent: Some(false),
-        },
+        closed_by_sockjet(CloseCode::GOING_AWAY, GOING_AWAY_REASON),
         "how /server-closes closed (chromium echoes code and reason)"
     );
     println!(

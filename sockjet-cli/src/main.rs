@@ -119,6 +119,18 @@ struct ConnectionArgs {
     /// Do not negotiate permessage-deflate compression (on by default).
     #[arg(long)]
     no_compression: bool,
+    /// permessage-deflate: zlib compression level, 0 (stored, no compression) to 9
+    /// (smallest output, slowest).
+    #[arg(long, value_name = "0-9", default_value_t = 6,
+        value_parser = clap::value_parser!(u32).range(0..=9))]
+    compression_level: u32,
+    /// permessage-deflate: zlib memLevel, 1 to 9, memory against speed. Below 8, C zlib
+    /// compresses with tables that shrink with it (38 KiB per connection at 5 with the
+    /// server's 12-bit window), cheapest with many connections; 8 and 9 use zlib-rs
+    /// (259 KiB and more), faster for a few connections sending large messages.
+    #[arg(long, value_name = "1-9", default_value_t = 5,
+        value_parser = clap::value_parser!(u8).range(1..=9))]
+    compression_mem_level: u8,
 }
 
 impl ConnectionArgs {
@@ -127,28 +139,30 @@ impl ConnectionArgs {
         (self.max_size != 0).then_some(self.max_size)
     }
 
+    /// The permessage-deflate options these arguments ask for, `None` for none.
+    fn deflate(&self) -> Option<sockjet_proto::DeflateConfig> {
+        (!self.no_compression).then(|| {
+            sockjet_proto::DeflateConfig::default()
+                .compression_level(self.compression_level)
+                .mem_level(self.compression_mem_level)
+        })
+    }
+
     /// The protocol core's options for these arguments (the io_uring engine's).
     fn proto_config(&self) -> sockjet_proto::Config {
         let limit = self.max_message_size();
-        let config = sockjet_proto::Config::default()
+        sockjet_proto::Config::default()
             .max_message_size(limit)
-            .max_frame_size(limit);
-        if self.no_compression {
-            config.deflate(None)
-        } else {
-            config
-        }
+            .max_frame_size(limit)
+            .deflate(self.deflate())
     }
 
     /// The connection options these arguments ask for.
     fn config(&self) -> ConnectionConfig {
         let limit = self.max_message_size();
-        let config = ConnectionConfig::default().max_message_size(limit);
-        if self.no_compression {
-            config.compression(None)
-        } else {
-            config
-        }
+        ConnectionConfig::default()
+            .max_message_size(limit)
+            .compression(self.deflate())
     }
 }
 

@@ -381,6 +381,54 @@ fn idle_connections_with_compression_exchange_a_message_first() {
     );
 }
 
+/// `serve --compression-mem-level` sets what each connection's compressor holds: after one
+/// compressed message each way, memLevel 9 (zlib-rs, whose hash table alone is 128 KiB)
+/// keeps far more per connection than memLevel 1 (C zlib: 23 KiB in all). Out-of-range
+/// levels are refused.
+#[cfg(target_os = "linux")]
+#[test]
+fn compression_mem_level_sets_the_servers_memory_per_connection() {
+    let per_connection = |mem_level: &str| {
+        let server = echo_server(&["--compression-mem-level", mem_level]);
+        let pid = server.process.id().to_string();
+        let (json, _) = successful_bench(
+            &server.url,
+            &[
+                "--idle",
+                "40",
+                "--compression",
+                "--size",
+                "4096",
+                "--server-pid",
+                &pid,
+                "--duration",
+                "0.5",
+            ],
+        );
+        assert_eq!(
+            number(&json, "/compression/compressed_messages_received"),
+            40.0,
+            "{json:#}"
+        );
+        number(&json, "/idle/server_rss_per_connection_bytes")
+    };
+    let small = per_connection("1");
+    let large = per_connection("9");
+    assert!(
+        large > small + 64.0 * 1024.0,
+        "bytes per connection: memLevel 1 {small}, memLevel 9 {large}"
+    );
+    for (option, value) in [
+        ("--compression-mem-level", "0"),
+        ("--compression-mem-level", "10"),
+        ("--compression-level", "10"),
+    ] {
+        let finished = Sockjet::run(&["serve", "127.0.0.1:0", option, value]);
+        assert!(!finished.status.success(), "{option} {value}: {finished:?}");
+        assert!(finished.stderr.contains(option), "{finished:?}");
+    }
+}
+
 #[test]
 fn idle_connections_warm_without_compression() {
     let server = echo_server(&[]);

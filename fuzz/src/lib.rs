@@ -227,3 +227,44 @@ fn fuzz_protocol_with(side: Side, bytes: &[u8], compressed: bool) {
     assert_eq!(proto.state(), State::Closed);
     assert!(proto.close_error().is_some() || proto.connection_closed().rcvd.is_some());
 }
+
+/// Compression round trips with arbitrary settings and messages: the first byte picks the
+/// level (0-9), the second the memLevel (1-9: C zlib below 8, zlib-rs from 8 on), the
+/// third the window (9-15 bits) and context takeover; the rest, cut at each 0xff byte,
+/// is the messages. Each must come back whole through a decompressor of the other side,
+/// and without context takeover compress alike wherever it comes in the stream.
+pub fn fuzz_deflate_round_trip(bytes: &[u8]) {
+    use sockjet_proto::BytesMut;
+
+    let [level, mem_level, window, rest @ ..] = bytes else {
+        return;
+    };
+    let config = DeflateConfig::default()
+        .compression_level(u32::from(level % 10))
+        .mem_level(1 + mem_level % 9);
+    let bits = 9 + (window & 7) % 7;
+    let no_takeover = window & 0x80 != 0;
+    let params = DeflateParams {
+        server_no_context_takeover: no_takeover,
+        client_no_context_takeover: no_takeover,
+        server_max_window_bits: bits,
+        client_max_window_bits: bits,
+    };
+    let mut server = PerMessageDeflate::new(Side::Server, params, &config);
+    let mut client = PerMessageDeflate::new(Side::Client, params, &config);
+    let mut fresh = PerMessageDeflate::new(Side::Server, params, &config);
+    for message in rest.split(|&byte| byte == 0xff).take(64) {
+        let mut wire = BytesMut::new();
+        server.compress(message, &mut wire);
+        let mut inflated = BytesMut::new();
+        client
+            .decompress(&wire, true, &mut inflated, usize::MAX)
+            .expect("our own compressed message inflates");
+        assert_eq!(&inflated[..], message);
+        if no_takeover {
+            let mut again = BytesMut::new();
+            fresh.compress(message, &mut again);
+            assert_eq!(again, wire, "without context takeover, the same bytes");
+        }
+    }
+}

@@ -91,11 +91,9 @@ pub fn closed_by_peer(code: CloseCode, reason: &str) -> ConnectionClosed {
 /// How a connection ended when sockjet closed first with `code` and `reason`, and the
 /// peer answered with the same.
 pub fn closed_by_sockjet(code: CloseCode, reason: &str) -> ConnectionClosed {
-    let frame = CloseFrame::new(code, reason);
     ConnectionClosed {
-        rcvd: Some(frame.clone()),
-        sent: Some(frame),
         rcvd_then_sent: Some(false),
+        ..closed_by_peer(code, reason)
     }
 }
 

@@ -342,25 +342,32 @@ fn assert_warmed(json: &Value, finished: &Finished, count: f64, size: &str) {
     assert!(finished.stdout.contains(&line), "{line} in {finished:#?}");
 }
 
+/// `bench --idle COUNT --compression --size 4096` against `server`, held `duration`, with
+/// the server's memory measured.
 #[cfg(target_os = "linux")]
-#[test]
-fn idle_connections_with_compression_exchange_a_message_first() {
-    let server = echo_server(&[]);
+fn idle_with_compression(server: &Serve, count: &str, duration: &str) -> (Value, Finished) {
     let pid = server.process.id().to_string();
-    let (json, finished) = successful_bench(
+    successful_bench(
         &server.url,
         &[
             "--idle",
-            "50",
+            count,
             "--compression",
             "--size",
             "4096",
             "--server-pid",
             &pid,
             "--duration",
-            "1",
+            duration,
         ],
-    );
+    )
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn idle_connections_with_compression_exchange_a_message_first() {
+    let server = echo_server(&[]);
+    let (json, finished) = idle_with_compression(&server, "50", "1");
     assert_warmed(&json, &finished, 50.0, "4,096");
     assert_eq!(json["parameters"]["size"], 4096, "{json:#}");
     let compression = &json["compression"];
@@ -390,21 +397,7 @@ fn idle_connections_with_compression_exchange_a_message_first() {
 fn compression_mem_level_sets_the_servers_memory_per_connection() {
     let per_connection = |mem_level: &str| {
         let server = echo_server(&["--compression-mem-level", mem_level]);
-        let pid = server.process.id().to_string();
-        let (json, _) = successful_bench(
-            &server.url,
-            &[
-                "--idle",
-                "40",
-                "--compression",
-                "--size",
-                "4096",
-                "--server-pid",
-                &pid,
-                "--duration",
-                "0.5",
-            ],
-        );
+        let (json, _) = idle_with_compression(&server, "40", "0.5");
         assert_eq!(
             number(&json, "/compression/compressed_messages_received"),
             40.0,

@@ -65,6 +65,13 @@ pub(crate) struct ServeArgs {
     /// --max-connections-per-ip).
     #[arg(long, value_enum, default_value_t = Engine::Auto)]
     pub(crate) engine: Engine,
+    /// io_uring engine: while a worker is busy (over half its time, with at least 32
+    /// connections receiving steadily), each of its waits gathers completions for up to
+    /// this many microseconds, so that it handles more per pass and each connection's
+    /// replies leave together: less CPU per message, at most this much more latency, and
+    /// only under load. 0: answer every completion at once. Needs Linux 6.12.
+    #[arg(long, value_name = "MICROS", default_value_t = 50)]
+    busy_gather_us: u64,
     /// Run as a worker of the `--processes` supervisor with this process id.
     #[arg(long, value_name = "PID", hide = true, requires = "worker_addr")]
     pub(crate) worker_of: Option<u32>,
@@ -161,6 +168,8 @@ impl ServeArgs {
             handshake_timeout: self.handshake_timeout,
             ping_interval: self.ping_interval,
             ping_timeout: self.ping_timeout,
+            busy_gather_wait: Some(Duration::from_micros(self.busy_gather_us))
+                .filter(|wait| !wait.is_zero()),
             ..Default::default()
         }
     }

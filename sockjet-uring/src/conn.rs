@@ -99,6 +99,9 @@ pub(crate) struct Conn {
     pub(crate) direct_at: usize,
     /// The socket's receive low-water mark as last set (`low_water.rs`).
     pub(crate) low_water: u32,
+    /// The last window of the worker's load in which this connection received
+    /// (`Batching::saw_receive`).
+    pub(crate) receive_window: u32,
     /// Our side of TCP is shut (shutdown(SHUT_WR)).
     pub(crate) write_shut: bool,
     /// The peer ended its side of TCP (a receive returned 0).
@@ -141,6 +144,7 @@ impl Conn {
             direct_len: 0,
             direct_at: 0,
             low_water: 0,
+            receive_window: 0,
             write_shut: false,
             peer_eof: false,
             paused: false,

@@ -42,6 +42,8 @@ pub use sockjet_proto::{
 };
 
 #[cfg(target_os = "linux")]
+mod batching;
+#[cfg(target_os = "linux")]
 mod buffers;
 #[cfg(target_os = "linux")]
 mod conn;

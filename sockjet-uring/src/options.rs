@@ -40,6 +40,12 @@ pub struct Options {
     /// How long shutting down waits for the closing handshakes before it closes the
     /// sockets that remain.
     pub shutdown_timeout: Duration,
+    /// While a worker has been busy most of the last milliseconds, each of its waits
+    /// gathers completions for up to this long before handling them, so that a pass
+    /// handles more and each connection's replies leave together (Linux 6.12 and later;
+    /// see the crate's `batching` module). Adds at most this much latency, and only
+    /// under load. `None`: answer every completion at once.
+    pub busy_gather_wait: Option<Duration>,
 }
 
 impl Default for Options {
@@ -54,6 +60,7 @@ impl Default for Options {
             ping_timeout: Some(Duration::from_secs(20)),
             write_limit: 4 << 20,
             shutdown_timeout: Duration::from_secs(10),
+            busy_gather_wait: Some(Duration::from_micros(50)),
         }
     }
 }

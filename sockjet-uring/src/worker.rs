@@ -6,6 +6,7 @@
 //! submitted with the next pass. Per connection the ring holds at most one multishot
 //! receive, one send and one shutdown; a connection's slot is freed (and its socket
 //! closed) only once none of them is left, so no completion outlives what it refers to.
+//! While the worker is busy, its waits gather completions a little longer (`batching.rs`).
 
 use std::{
     cmp::Reverse,
@@ -24,6 +25,7 @@ use sockjet_proto::{
 
 use crate::{
     Handler, Socket, SocketId,
+    batching::Batching,
     buffers::{GROUP, ProvidedBuffers},
     conn::{Conn, InFlight, Phase},
     low_water::wait_for_rest_of_frame,
@@ -41,6 +43,12 @@ const OP_RECV_DIRECT: u64 = 8;
 
 /// `IORING_RECVSEND_POLL_FIRST`: wait for readiness before the first attempt.
 const RECVSEND_POLL_FIRST: u16 = 1;
+
+/// A busy worker's wait returns before its gathering time once this many completions are
+/// in (`batching.rs`). High: with 100 connections at one message in flight, a wait that
+/// ended at 64 completions gathered less and saved less (6.4 us per message against 4.7
+/// for one that always waited its 50 us).
+const GATHER_ENOUGH: usize = 1024;
 
 /// A connection that fills a pool buffer, or is receiving a frame that misses this much,
 /// switches to receiving straight into its protocol's buffer: large messages then cost no
@@ -131,6 +139,8 @@ pub(crate) struct Worker<H> {
     spare_inputs: Vec<bytes::BytesMut>,
     /// Connections that completions of this pass changed (`Conn::dirty`).
     dirty: Vec<u32>,
+    /// Whether waits gather completions (while busy).
+    batching: Batching,
 }
 
 impl<H: Handler> Worker<H> {
@@ -142,6 +152,10 @@ impl<H: Handler> Worker<H> {
     ) -> io::Result<Self> {
         let ring = new_ring()?;
         let buffers = ProvidedBuffers::register(&ring, POOL_BUFFERS, POOL_BUFFER_SIZE)?;
+        // Gathering needs the kernel's minimum wait (6.12); older ones run without it.
+        let gather_wait =
+            (shared.options.busy_gather_wait).filter(|_| ring.params().is_feature_min_timeout());
+        let batching = Batching::new(gather_wait, GATHER_ENOUGH, Instant::now());
         Ok(Self {
             ring,
             buffers,
@@ -161,6 +175,7 @@ impl<H: Handler> Worker<H> {
             now: Instant::now(),
             spare_inputs: Vec::with_capacity(SPARE_INPUTS),
             dirty: Vec::new(),
+            batching,
         })
     }
 
@@ -171,6 +186,7 @@ impl<H: Handler> Worker<H> {
         loop {
             self.wait()?;
             self.now = Instant::now();
+            self.batching.observe(self.now);
             self.completions.clear();
             self.completions.extend(
                 self.ring
@@ -222,13 +238,18 @@ impl<H: Handler> Worker<H> {
         for at in [self.accept_retry, self.stopping].into_iter().flatten() {
             next = Some(next.map_or(at, |next| next.min(at)));
         }
-        let result = match next {
-            Some(at) => {
-                let timeout = types::Timespec::from(at.saturating_duration_since(Instant::now()));
-                let args = types::SubmitArgs::new().timespec(&timeout);
-                self.ring.submitter().submit_with_args(1, &args)
-            }
-            None => self.ring.submit_and_wait(1),
+        let (want, min_wait_usec) = self.batching.gather().unwrap_or((1, 0));
+        let timeout =
+            next.map(|at| types::Timespec::from(at.saturating_duration_since(Instant::now())));
+        // A zero `min_wait_usec` is the kernel's "none".
+        let args = types::SubmitArgs::new().min_wait_usec(min_wait_usec);
+        let result = match (&timeout, min_wait_usec) {
+            (None, 0) => self.ring.submit_and_wait(1),
+            (None, _) => self.ring.submitter().submit_with_args(want, &args),
+            (Some(timeout), _) => self
+                .ring
+                .submitter()
+                .submit_with_args(want, &args.timespec(timeout)),
         };
         match result {
             Ok(_) => Ok(()),
@@ -412,6 +433,7 @@ impl<H: Handler> Worker<H> {
         }
         match result {
             1.. => {
+                self.batching.saw_receive(&mut conn.receive_window);
                 let id =
                     cqueue::buffer_select(flags).expect("a multishot receive selects a buffer");
                 if conn.phase != Phase::Closing && !conn.abort && !conn.peer_eof {

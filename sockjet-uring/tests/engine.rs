@@ -582,3 +582,122 @@ fn socket_linger_zero(stream: &TcpStream) {
         .set_linger(Some(Duration::ZERO))
         .unwrap();
 }
+
+/// Whether this kernel has the minimum wait a busy worker gathers with (Linux 6.12).
+fn kernel_can_gather() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (6, 12)
+}
+
+/// A raw connection after its opening handshake (the 101 read, nothing more).
+fn raw_open(addr: SocketAddr) -> TcpStream {
+    let mut stream = raw(addr, REQUEST);
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    stream
+}
+
+/// Sends `payloads` as masked text frames in one write and checks their echoes come back
+/// byte for byte, in order; returns how long the echoes took.
+fn echo_batch(stream: &mut TcpStream, payloads: &[String]) -> Duration {
+    let frames: Vec<u8> = payloads
+        .iter()
+        .flat_map(|payload| masked_frame(0x81, payload.as_bytes()))
+        .collect();
+    let expected: Vec<u8> = payloads
+        .iter()
+        .flat_map(|payload| {
+            let mut frame = vec![0x81, payload.len() as u8];
+            frame.extend_from_slice(payload.as_bytes());
+            frame
+        })
+        .collect();
+    stream.write_all(&frames).unwrap();
+    let sent = std::time::Instant::now();
+    let mut echoes = vec![0u8; expected.len()];
+    stream.read_exact(&mut echoes).unwrap();
+    assert_eq!(echoes, expected);
+    sent.elapsed()
+}
+
+/// Under load from enough connections a busy worker's waits gather completions for
+/// `busy_gather_wait` (200 ms here, to be seen from outside: without it no echo here
+/// takes more than a few milliseconds), every echo still intact and in order; idle
+/// again, it answers at once.
+#[test]
+fn a_busy_worker_gathers_completions_and_an_idle_one_answers_at_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const GATHER: Duration = Duration::from_millis(200);
+    // 48 connections, each with 16 small messages in flight, from 4 threads writing each
+    // connection's 16 frames at once: cheap for the clients, so the server is the busy
+    // side.
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 12;
+    const IN_FLIGHT: usize = 16;
+    if !kernel_can_gather() {
+        eprintln!("skipped: gathering needs Linux 6.12");
+        return;
+    }
+    let Some(server) = start(Options {
+        busy_gather_wait: Some(GATHER),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let addr = server.addr;
+    let seen_gathering = Arc::new(AtomicBool::new(false));
+    let started = std::time::Instant::now();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|thread| {
+            let seen_gathering = Arc::clone(&seen_gathering);
+            std::thread::spawn(move || {
+                let mut streams: Vec<_> = (0..PER_THREAD).map(|_| raw_open(addr)).collect();
+                let mut longest = Duration::ZERO;
+                let mut round = 0u32;
+                // Until some connection waited most of GATHER, for at most 5 s.
+                while !seen_gathering.load(Ordering::Relaxed)
+                    && started.elapsed() < Duration::from_secs(5)
+                {
+                    for (index, stream) in streams.iter_mut().enumerate() {
+                        let payloads: Vec<String> = (0..IN_FLIGHT)
+                            .map(|i| format!("{thread}:{index}:{round}:{i}"))
+                            .collect();
+                        let took = echo_batch(stream, &payloads);
+                        longest = longest.max(took);
+                        if took >= GATHER * 3 / 4 {
+                            seen_gathering.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    round += 1;
+                }
+                longest
+            })
+        })
+        .collect();
+    let longest: Vec<Duration> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(
+        seen_gathering.load(Ordering::Relaxed),
+        "no echo waited {GATHER:?} under load; longest per thread: {longest:?}"
+    );
+    // Idle: one connection's round trips are quick again (the first may still find the
+    // worker gathering, once).
+    let mut stream = raw_open(addr);
+    let mut round_trips: Vec<Duration> = (0..11)
+        .map(|i| echo_batch(&mut stream, &[format!("ping {i}")]))
+        .collect();
+    round_trips.sort();
+    assert!(
+        round_trips[5] < GATHER / 4,
+        "idle round trips: {round_trips:?}"
+    );
+    drop(stream);
+    server.stop().unwrap();
+}

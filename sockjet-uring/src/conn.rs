@@ -97,6 +97,10 @@ pub(crate) struct Conn {
     /// How many bytes the direct receive in the ring may bring, and where they go.
     pub(crate) direct_len: u32,
     pub(crate) direct_at: usize,
+    /// What the last direct receive brought: the room the next one gets when no frame is
+    /// under way, so that a peer sending messages of 16 KiB in turn has each come in one
+    /// receive rather than a 4-KiB one and the rest.
+    pub(crate) direct_last: u32,
     /// The socket's receive low-water mark as last set (`low_water.rs`).
     pub(crate) low_water: u32,
     /// The last window of the worker's load in which this connection received
@@ -143,6 +147,7 @@ impl Conn {
             direct_posted: false,
             direct_len: 0,
             direct_at: 0,
+            direct_last: 0,
             low_water: 0,
             receive_window: 0,
             write_shut: false,

@@ -57,6 +57,10 @@ const GATHER_ENOUGH: usize = 1024;
 /// brings less than this and less than it could.
 const DIRECT_MIN: usize = 8 * 1024;
 
+/// The most room a direct receive gets for the next message when no frame is under way
+/// (`Conn::direct_last`); a larger frame's missing bytes size its receives instead.
+const DIRECT_ROOM_MAX: usize = 64 * 1024;
+
 /// Receive buffers in each worker's pool, and their size. A buffer is taken only while
 /// the data in it is copied into its connection's protocol, so the pool bounds memory, not
 /// connections; a receive that finds it empty ends with ENOBUFS and is posted again.
@@ -512,6 +516,7 @@ impl<H: Handler> Worker<H> {
                 unsafe {
                     buffer.set_len(filled)
                 };
+                conn.direct_last = result as u32;
                 // Back to the pool once the peer sends little: a receive that did not fill
                 // what it was given, with no large frame under way. One that filled it
                 // leaves more waiting, so direct receives go on (a stream of large
@@ -704,7 +709,13 @@ impl<H: Handler> Worker<H> {
             if want_direct {
                 let missing = conn.protocol.protocol().frame_bytes_missing();
                 wait_for_rest_of_frame(fd, &mut conn.low_water, missing);
-                let spare = conn.protocol.receive_buffer().spare_capacity_mut();
+                let buffer = conn.protocol.receive_buffer();
+                if missing == 0 {
+                    // Room for a message like the last (reserve only adds capacity; at
+                    // most DIRECT_ROOM_MAX, so that an idle connection holds no more).
+                    buffer.reserve((conn.direct_last as usize).min(DIRECT_ROOM_MAX));
+                }
+                let spare = buffer.spare_capacity_mut();
                 // With the mark raised, go straight to waiting: a first try would only
                 // take the part that is there.
                 let poll_first = if conn.low_water > 1 {

@@ -28,10 +28,10 @@ const WINDOW: Duration = Duration::from_millis(2);
 const BUSY_ON: f64 = 0.5;
 
 /// Gather only while at least this many connections received in a window and the one
-/// before (`Batching::saw_receive`): what a wait
-/// gathers is other connections' arrivals, and with a few connections there are few to
-/// gather (10 connections echoing 16 KiB lost half their throughput to the waits). Large
-/// receives, straight into a connection's buffer, are not counted.
+/// before (`Batching::saw_receive`): what a wait gathers is other connections' arrivals,
+/// and with a few connections there are few to gather (10 connections echoing 16 KiB
+/// lost half their throughput to the waits). Large receives, straight into a
+/// connection's buffer, are not counted.
 const MIN_ACTIVE: usize = 32;
 
 /// Busy below this share of a window: answer at once again (below `BUSY_ON`, so that a

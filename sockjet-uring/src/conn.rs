@@ -40,6 +40,17 @@ pub(crate) struct Vectored {
 }
 
 impl Vectored {
+    fn new() -> Self {
+        Self {
+            pieces: Vec::new(),
+            with_buffer: false,
+            iovecs: Vec::new(),
+            // SAFETY: msghdr is plain data; all-zero is its empty value.
+            #[allow(unsafe_code)]
+            header: unsafe { std::mem::zeroed() },
+        }
+    }
+
     /// Total length of the pieces.
     fn len(&self, buffer: &BytesMut) -> usize {
         let buffered = if self.with_buffer { buffer.len() } else { 0 };
@@ -84,6 +95,10 @@ pub(crate) struct Conn {
     pub(crate) send_posted: bool,
     /// The bytes of [`InFlight::Buffer`], or the spare swapped in for the next one.
     pub(crate) send_buffer: BytesMut,
+    /// The last vectored send's vectors, emptied, for the next one: a large message's
+    /// echo is a header and a shared payload, and three allocations per message for
+    /// them showed in profiles at 10 x 16 KiB.
+    spare_vectored: Option<Box<Vectored>>,
     /// A multishot receive is in the ring.
     pub(crate) receiving: bool,
     /// Its cancellation is in the ring.
@@ -101,6 +116,9 @@ pub(crate) struct Conn {
     /// under way, so that a peer sending messages of 16 KiB in turn has each come in one
     /// receive rather than a 4-KiB one and the rest.
     pub(crate) direct_last: u32,
+    /// The last direct receive left data in the socket (`IORING_CQE_F_SOCK_NONEMPTY`): the
+    /// peer streams rather than waits for our answer, so the next receive tries at once.
+    pub(crate) direct_left_data: bool,
     /// The socket's receive low-water mark as last set (`low_water.rs`).
     pub(crate) low_water: u32,
     /// The last window of the worker's load in which this connection received
@@ -141,6 +159,7 @@ impl Conn {
             in_flight_sent: 0,
             send_posted: false,
             send_buffer: BytesMut::new(),
+            spare_vectored: None,
             receiving: false,
             cancelling: false,
             direct_mode: false,
@@ -148,6 +167,7 @@ impl Conn {
             direct_len: 0,
             direct_at: 0,
             direct_last: 0,
+            direct_left_data: false,
             low_water: 0,
             receive_window: 0,
             write_shut: false,
@@ -198,27 +218,35 @@ impl Conn {
             Some(Piece::Buffer) => Some(InFlight::Buffer),
             Some(Piece::Shared(first)) if outgoing.is_empty() => Some(InFlight::Shared(first)),
             Some(Piece::Shared(first)) => {
-                let mut pieces = vec![first];
-                let mut with_buffer = false;
+                let mut vectored = self
+                    .spare_vectored
+                    .take()
+                    .unwrap_or_else(|| Box::new(Vectored::new()));
+                vectored.pieces.push(first);
+                vectored.with_buffer = false;
                 while let Some(piece) = outgoing.take_piece(&mut self.send_buffer) {
                     match piece {
-                        Piece::Shared(bytes) => pieces.push(bytes),
+                        Piece::Shared(bytes) => vectored.pieces.push(bytes),
                         Piece::Buffer => {
-                            with_buffer = true;
+                            vectored.with_buffer = true;
                             break;
                         }
                     }
                 }
-                Some(InFlight::Vectored(Box::new(Vectored {
-                    iovecs: Vec::with_capacity(pieces.len() + 1),
-                    pieces,
-                    with_buffer,
-                    // SAFETY: msghdr is plain data; all-zero is its empty value.
-                    #[allow(unsafe_code)]
-                    header: unsafe { std::mem::zeroed() },
-                })))
+                Some(InFlight::Vectored(vectored))
             }
         };
+        self.in_flight_sent = 0;
+    }
+
+    /// Ends the send in flight, all of it sent: its shared chunks are let go, and a
+    /// vectored send's vectors are kept for the next one.
+    pub(crate) fn sent_all(&mut self) {
+        if let Some(InFlight::Vectored(mut vectored)) = self.in_flight.take() {
+            vectored.pieces.clear();
+            vectored.iovecs.clear();
+            self.spare_vectored = Some(vectored);
+        }
         self.in_flight_sent = 0;
     }
 
@@ -291,5 +319,38 @@ mod tests {
         conn.take_send();
         assert!(matches!(conn.in_flight, Some(InFlight::Buffer)));
         assert_eq!(conn.in_flight_rest(), b"small");
+    }
+
+    #[test]
+    fn a_finished_vectored_send_lends_its_vectors_to_the_next_without_its_pieces() {
+        let mut conn = Conn::new(-1, ServerProtocol::new(Default::default()));
+        let outgoing = conn.protocol.outgoing();
+        outgoing.extend_from_slice(b"h1");
+        outgoing.push_bytes(Bytes::from(vec![b'x'; 2000]));
+        outgoing.extend_from_slice(b"t1");
+        conn.take_send();
+        let Some(InFlight::Vectored(first)) = &mut conn.in_flight else {
+            panic!("not vectored");
+        };
+        first.aim(&conn.send_buffer, 0);
+        let first_at: *const Vectored = &**first;
+        let payload = first.pieces[1].clone();
+        conn.sent_all();
+        assert!(conn.in_flight.is_none() && conn.in_flight_sent == 0);
+        // The sent payload is let go: only our clone holds it now.
+        assert!(payload.is_unique());
+        // The next vectored send, without a buffer after its pieces, reuses the vectors.
+        let outgoing = conn.protocol.outgoing();
+        outgoing.extend_from_slice(b"h2");
+        outgoing.push_bytes(Bytes::from(vec![b'y'; 3000]));
+        conn.take_send();
+        let Some(InFlight::Vectored(mut second)) = conn.in_flight.take() else {
+            panic!("not vectored");
+        };
+        assert_eq!(&*second as *const Vectored, first_at);
+        assert!(!second.with_buffer);
+        let all = aimed(&mut second, &conn.send_buffer, 0);
+        assert_eq!(all.len(), 3002);
+        assert!(all.starts_with(b"h2y") && all.ends_with(b"y"));
     }
 }

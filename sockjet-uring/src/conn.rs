@@ -83,6 +83,16 @@ impl Vectored {
     }
 }
 
+/// The least a sent chunk must hold to be kept as a spare direct buffer: less is not a
+/// message that came in by a direct receive.
+const SPARE_DIRECT_MIN: usize = 4 * 1024;
+
+/// The most memory a spare direct buffer may hold (room for a message of the largest
+/// size a direct receive reserves ahead, `DIRECT_ROOM_MAX`, and its header): a larger
+/// message's allocation is dropped, as its copies cost far more than an allocation, and
+/// a connection then holds at most this besides its input buffer.
+const SPARE_DIRECT_MAX: usize = 96 * 1024;
+
 /// A connection of a worker.
 pub(crate) struct Conn {
     pub(crate) fd: RawFd,
@@ -99,6 +109,11 @@ pub(crate) struct Conn {
     /// echo is a header and a shared payload, and three allocations per message for
     /// them showed in profiles at 10 x 16 KiB.
     spare_vectored: Option<Box<Vectored>>,
+    /// While receiving directly: a buffer let go by a sent echo, for the next direct
+    /// receive (`make_direct_room`). An echoed message shares its receive buffer until its
+    /// send completes, so the next receive cannot reuse that buffer; two of them taking
+    /// turns spare an allocation and a free per message.
+    spare_direct: Option<BytesMut>,
     /// A multishot receive is in the ring.
     pub(crate) receiving: bool,
     /// Its cancellation is in the ring.
@@ -160,6 +175,7 @@ impl Conn {
             send_posted: false,
             send_buffer: BytesMut::new(),
             spare_vectored: None,
+            spare_direct: None,
             receiving: false,
             cancelling: false,
             direct_mode: false,
@@ -239,15 +255,61 @@ impl Conn {
         self.in_flight_sent = 0;
     }
 
-    /// Ends the send in flight, all of it sent: its shared chunks are let go, and a
-    /// vectored send's vectors are kept for the next one.
+    /// Ends the send in flight, all of it sent: its shared chunks are let go (one may be
+    /// kept as the next direct receive's buffer), and a vectored send's vectors are kept
+    /// for the next one.
     pub(crate) fn sent_all(&mut self) {
-        if let Some(InFlight::Vectored(mut vectored)) = self.in_flight.take() {
-            vectored.pieces.clear();
-            vectored.iovecs.clear();
-            self.spare_vectored = Some(vectored);
+        match self.in_flight.take() {
+            Some(InFlight::Vectored(mut vectored)) => {
+                for piece in vectored.pieces.drain(..) {
+                    self.keep_for_direct(piece);
+                }
+                vectored.iovecs.clear();
+                self.spare_vectored = Some(vectored);
+            }
+            Some(InFlight::Shared(bytes)) => self.keep_for_direct(bytes),
+            Some(InFlight::Buffer) | None => {}
         }
         self.in_flight_sent = 0;
+    }
+
+    /// Keeps a chunk's memory as the spare direct buffer if the connection receives
+    /// directly, has no spare, and nothing else refers to it.
+    fn keep_for_direct(&mut self, chunk: Bytes) {
+        if !self.direct_mode || self.spare_direct.is_some() || chunk.len() < SPARE_DIRECT_MIN {
+            return;
+        }
+        if let Ok(mut buffer) = chunk.try_into_mut() {
+            buffer.clear();
+            if buffer.capacity() <= SPARE_DIRECT_MAX {
+                self.spare_direct = Some(buffer);
+            }
+        }
+    }
+
+    /// Stops receiving directly: the spare buffer goes.
+    pub(crate) fn leave_direct_mode(&mut self) {
+        self.direct_mode = false;
+        self.spare_direct = None;
+    }
+
+    /// Gives the protocol's input buffer room for `room` more bytes, for a direct receive
+    /// with no frame under way: by rewinding it if nothing else refers to it, else by
+    /// taking the spare (the buffer of an echo sent since), else by allocating.
+    pub(crate) fn make_direct_room(&mut self, room: usize) {
+        let input = self.protocol.protocol_mut().input_buffer();
+        if input.try_reclaim(room) {
+            return;
+        }
+        if input.is_empty() {
+            if let Some(spare) = self.spare_direct.take() {
+                *input = spare;
+                if input.try_reclaim(room) {
+                    return;
+                }
+            }
+        }
+        input.reserve(room);
     }
 
     /// Bytes waiting to be sent, queued and in flight.
@@ -319,6 +381,65 @@ mod tests {
         conn.take_send();
         assert!(matches!(conn.in_flight, Some(InFlight::Buffer)));
         assert_eq!(conn.in_flight_rest(), b"small");
+    }
+
+    /// Receives a message of `size` bytes into the input buffer as a direct receive
+    /// would, and splits it out as the protocol does when it parses one.
+    fn receive_and_split(conn: &mut Conn, size: usize) -> (*const u8, Bytes) {
+        conn.make_direct_room(size);
+        let input = conn.protocol.protocol_mut().input_buffer();
+        assert!(input.capacity() - input.len() >= size);
+        let at = input.as_ptr();
+        input.extend_from_slice(&vec![7u8; size]);
+        (at, input.split_to(size).freeze())
+    }
+
+    #[test]
+    fn two_buffers_take_turns_for_direct_receives_of_echoed_messages() {
+        let mut conn = Conn::new(-1, ServerProtocol::new(Default::default()));
+        conn.direct_mode = true;
+        let (first, message) = receive_and_split(&mut conn, 16_384);
+        // The echo of the first holds its buffer: the next receive goes elsewhere.
+        let (second, next) = receive_and_split(&mut conn, 16_384);
+        assert_ne!(first, second);
+        conn.in_flight = Some(InFlight::Shared(message));
+        conn.sent_all();
+        // Sent: the first buffer is the spare, and the third message goes into it while
+        // the second's echo is in flight; then the second's buffer comes back.
+        assert!(conn.spare_direct.is_some());
+        let (third, message) = receive_and_split(&mut conn, 16_384);
+        assert_eq!(third, first);
+        assert!(conn.spare_direct.is_none());
+        conn.in_flight = Some(InFlight::Shared(next));
+        conn.sent_all();
+        let (fourth, next) = receive_and_split(&mut conn, 16_384);
+        assert_eq!(fourth, second);
+        // A message nobody holds any more leaves its buffer to be rewound in place.
+        drop(next);
+        let (fifth, _) = receive_and_split(&mut conn, 16_384);
+        assert_eq!(fifth, second);
+        // Leaving direct mode lets the spare go, and none is kept outside it.
+        conn.in_flight = Some(InFlight::Shared(message));
+        conn.sent_all();
+        assert!(conn.spare_direct.is_some());
+        conn.leave_direct_mode();
+        assert!(conn.spare_direct.is_none());
+        let (_, message) = receive_and_split(&mut conn, 16_384);
+        receive_and_split(&mut conn, 16_384);
+        conn.in_flight = Some(InFlight::Shared(message));
+        conn.sent_all();
+        assert!(conn.spare_direct.is_none());
+    }
+
+    #[test]
+    fn a_huge_message_buffer_is_not_kept_as_the_spare() {
+        let mut conn = Conn::new(-1, ServerProtocol::new(Default::default()));
+        conn.direct_mode = true;
+        let (_, message) = receive_and_split(&mut conn, SPARE_DIRECT_MAX + 1);
+        receive_and_split(&mut conn, 16_384);
+        conn.in_flight = Some(InFlight::Shared(message));
+        conn.sent_all();
+        assert!(conn.spare_direct.is_none());
     }
 
     #[test]

@@ -531,7 +531,7 @@ impl<H: Handler> Worker<H> {
                     && (result as usize) < DIRECT_MIN
                     && conn.protocol.protocol().frame_bytes_missing() < DIRECT_MIN
                 {
-                    conn.direct_mode = false;
+                    conn.leave_direct_mode();
                 }
                 self.process(slot);
             }
@@ -714,12 +714,12 @@ impl<H: Handler> Worker<H> {
             if want_direct {
                 let missing = conn.protocol.protocol().frame_bytes_missing();
                 wait_for_rest_of_frame(fd, &mut conn.low_water, missing);
-                let buffer = conn.protocol.receive_buffer();
                 if missing == 0 {
-                    // Room for a message like the last (reserve only adds capacity; at
-                    // most DIRECT_ROOM_MAX, so that an idle connection holds no more).
-                    buffer.reserve((conn.direct_last as usize).min(DIRECT_ROOM_MAX));
+                    // Room for a message like the last (at most DIRECT_ROOM_MAX, so that
+                    // an idle connection holds no more).
+                    conn.make_direct_room((conn.direct_last as usize).min(DIRECT_ROOM_MAX));
                 }
+                let buffer = conn.protocol.receive_buffer();
                 let spare = buffer.spare_capacity_mut();
                 // Go straight to waiting, without a first try, when it would be wasted:
                 // with the mark raised it would only take the part that is there; and

@@ -716,8 +716,14 @@ impl<H: Handler> Worker<H> {
                 wait_for_rest_of_frame(fd, &mut conn.low_water, missing);
                 if missing == 0 {
                     // Room for a message like the last (at most DIRECT_ROOM_MAX, so that
-                    // an idle connection holds no more).
-                    conn.make_direct_room((conn.direct_last as usize).min(DIRECT_ROOM_MAX));
+                    // an idle connection holds no more); for as much as that when the peer
+                    // streams, so that one receive takes several messages.
+                    let room = if conn.direct_left_data {
+                        DIRECT_ROOM_MAX
+                    } else {
+                        (conn.direct_last as usize).min(DIRECT_ROOM_MAX)
+                    };
+                    conn.make_direct_room(room);
                 }
                 let buffer = conn.protocol.receive_buffer();
                 let spare = buffer.spare_capacity_mut();

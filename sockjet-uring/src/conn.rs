@@ -6,6 +6,8 @@ use std::{os::fd::RawFd, time::Instant};
 use bytes::{Bytes, BytesMut};
 use sockjet_proto::{Piece, ServerProtocol};
 
+use crate::batching::ReceiveRecord;
+
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -138,9 +140,9 @@ pub(crate) struct Conn {
     pub(crate) direct_left_data: bool,
     /// The socket's receive low-water mark as last set (`low_water.rs`).
     pub(crate) low_water: u32,
-    /// The last window of the worker's load in which this connection received
+    /// What the worker's load judge knows of this connection's receives
     /// (`Batching::saw_receive`).
-    pub(crate) receive_window: u32,
+    pub(crate) receive_record: ReceiveRecord,
     /// Our side of TCP is shut (shutdown(SHUT_WR)).
     pub(crate) write_shut: bool,
     /// The peer ended its side of TCP (a receive returned 0).
@@ -187,7 +189,7 @@ impl Conn {
             direct_last: 0,
             direct_left_data: false,
             low_water: 0,
-            receive_window: 0,
+            receive_record: ReceiveRecord::default(),
             write_shut: false,
             peer_eof: false,
             paused: false,

@@ -442,7 +442,7 @@ impl<H: Handler> Worker<H> {
         }
         match result {
             1.. => {
-                self.batching.saw_receive(&mut conn.receive_window);
+                self.batching.saw_receive(&mut conn.receive_record);
                 let id =
                     cqueue::buffer_select(flags).expect("a multishot receive selects a buffer");
                 if conn.phase != Phase::Closing && !conn.abort && !conn.peer_eof {

@@ -4,8 +4,8 @@
 //! a lightly loaded server should do. Under load the same habit costs: every pass pays a
 //! wakeup and a system call for a handful of completions, and each connection's echoes
 //! leave in as many small TCP segments as passes saw its messages, which the kernel then
-//! carries one by one on both ends. Once the worker has been busy over half of a recent
-//! window, its waits ask the kernel (`min_wait_usec`, Linux 6.12) to gather completions
+//! carries one by one on both ends. Once the worker has been busy over half of the time
+//! (averaged over its last few windows), its waits ask the kernel (`min_wait_usec`, Linux 6.12) to gather completions
 //! for up to a few tens of microseconds before returning; the latency this adds is small
 //! beside the queueing a busy server has anyway. When the load falls it answers at once
 //! again. The same idea as a network card's adaptive interrupt moderation.
@@ -17,7 +17,10 @@
 //! more CPU per message, a timer armed per wait for little to gather: there it stays
 //! off. 10 connections echoing 16 KiB lost half their throughput to it, so it also needs
 //! connections enough to gather from (`MIN_ACTIVE`); a storm of short connections cost
-//! 5% more CPU per connect cycle with it, so only connections that keep receiving count.
+//! 5% more CPU per connect cycle with it, so only connections that keep receiving count
+//! (`SETTLED_RECEIVES`), over an epoch long enough for clients that answer in bursts
+//! (`EPOCH_WINDOWS`): Node's `ws` client with 16 in flight, 2.2 times cheaper per message
+//! with gathering than without.
 
 use std::time::{Duration, Instant};
 

@@ -5,8 +5,9 @@
 //! wakeup and a system call for a handful of completions, and each connection's echoes
 //! leave in as many small TCP segments as passes saw its messages, which the kernel then
 //! carries one by one on both ends. Once the worker has been busy over half of the time
-//! (averaged over its last few windows), its waits ask the kernel (`min_wait_usec`, Linux 6.12) to gather completions
-//! for up to a few tens of microseconds before returning; the latency this adds is small
+//! (averaged over its last few windows), its waits ask the kernel (`min_wait_usec`, Linux
+//! 6.12) to gather completions for up to a few tens of microseconds before returning; the
+//! latency this adds is small
 //! beside the queueing a busy server has anyway. When the load falls it answers at once
 //! again. The same idea as a network card's adaptive interrupt moderation.
 //!

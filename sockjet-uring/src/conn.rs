@@ -349,10 +349,7 @@ mod tests {
         let mut vectored = Vectored {
             pieces: vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cdef")],
             with_buffer: true,
-            iovecs: Vec::new(),
-            // SAFETY: msghdr is plain data; all-zero is its empty value.
-            #[allow(unsafe_code)]
-            header: unsafe { std::mem::zeroed() },
+            ..Vectored::new()
         };
         let buffer = BytesMut::from(&b"gh"[..]);
         assert_eq!(vectored.len(&buffer), 8);
@@ -364,14 +361,19 @@ mod tests {
         assert_eq!(vectored.iovecs.len(), 1);
     }
 
+    /// Queues `head`, a shared `payload` and `tail` (if any), and takes the next send.
+    fn queue_and_take(conn: &mut Conn, head: &[u8], payload: Vec<u8>, tail: &[u8]) {
+        let outgoing = conn.protocol.outgoing();
+        outgoing.extend_from_slice(head);
+        outgoing.push_bytes(Bytes::from(payload));
+        outgoing.extend_from_slice(tail);
+        conn.take_send();
+    }
+
     #[test]
     fn queued_pieces_go_out_as_one_vectored_send_in_order() {
         let mut conn = Conn::new(-1, ServerProtocol::new(Default::default()));
-        let outgoing = conn.protocol.outgoing();
-        outgoing.extend_from_slice(b"head");
-        outgoing.push_bytes(Bytes::from(vec![b'x'; 2000]));
-        outgoing.extend_from_slice(b"tail");
-        conn.take_send();
+        queue_and_take(&mut conn, b"head", vec![b'x'; 2000], b"tail");
         let Some(InFlight::Vectored(mut vectored)) = conn.in_flight.take() else {
             panic!("not vectored");
         };
@@ -451,18 +453,13 @@ mod tests {
             &mut conn,
             SPARE_DIRECT_MAX + 1
         ));
-        conn.spare_direct = None;
         assert!(echo_of_one_then_another_keeps_a_spare(&mut conn, 16_384));
     }
 
     #[test]
     fn a_finished_vectored_send_lends_its_vectors_to_the_next_without_its_pieces() {
         let mut conn = Conn::new(-1, ServerProtocol::new(Default::default()));
-        let outgoing = conn.protocol.outgoing();
-        outgoing.extend_from_slice(b"h1");
-        outgoing.push_bytes(Bytes::from(vec![b'x'; 2000]));
-        outgoing.extend_from_slice(b"t1");
-        conn.take_send();
+        queue_and_take(&mut conn, b"h1", vec![b'x'; 2000], b"t1");
         let Some(InFlight::Vectored(first)) = &mut conn.in_flight else {
             panic!("not vectored");
         };
@@ -474,10 +471,7 @@ mod tests {
         // The sent payload is let go: only our clone holds it now.
         assert!(payload.is_unique());
         // The next vectored send, without a buffer after its pieces, reuses the vectors.
-        let outgoing = conn.protocol.outgoing();
-        outgoing.extend_from_slice(b"h2");
-        outgoing.push_bytes(Bytes::from(vec![b'y'; 3000]));
-        conn.take_send();
+        queue_and_take(&mut conn, b"h2", vec![b'y'; 3000], b"");
         let Some(InFlight::Vectored(mut second)) = conn.in_flight.take() else {
             panic!("not vectored");
         };

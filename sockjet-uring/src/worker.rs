@@ -17,7 +17,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use io_uring::{IoUring, cqueue, opcode, squeue::Entry, types};
+use io_uring::{
+    IoUring, cqueue, opcode,
+    squeue::{self, Entry},
+    types,
+};
 use sockjet_proto::{
     CloseCode, Event, ServerProtocol, State,
     http::{HeaderValue, StatusCode, header::RETRY_AFTER},
@@ -145,6 +149,11 @@ pub(crate) struct Worker<H> {
     dirty: Vec<u32>,
     /// Whether waits gather completions (while busy).
     batching: Batching,
+    /// Flags of a socket's close: no completion when it succeeds, where the kernel allows
+    /// (`IOSQE_CQE_SKIP_SUCCESS`, 5.17). Nothing waits for a close, and a close runs at
+    /// once, so its completion would end the wait it was submitted with: a pass more per
+    /// connection.
+    close_flags: squeue::Flags,
 }
 
 impl<H: Handler> Worker<H> {
@@ -160,6 +169,11 @@ impl<H: Handler> Worker<H> {
         let gather_wait =
             (shared.options.busy_gather_wait).filter(|_| ring.params().is_feature_min_timeout());
         let batching = Batching::new(gather_wait, GATHER_ENOUGH, Instant::now());
+        let close_flags = if ring.params().is_feature_skip_cqe_on_success() {
+            squeue::Flags::SKIP_SUCCESS
+        } else {
+            squeue::Flags::empty()
+        };
         Ok(Self {
             ring,
             buffers,
@@ -180,6 +194,7 @@ impl<H: Handler> Worker<H> {
             spare_inputs: Vec::with_capacity(SPARE_INPUTS),
             dirty: Vec::new(),
             batching,
+            close_flags,
         })
     }
 
@@ -816,6 +831,7 @@ impl<H: Handler> Worker<H> {
     fn close_fd(&mut self, fd: RawFd) {
         let entry = opcode::Close::new(types::Fd(fd))
             .build()
+            .flags(self.close_flags)
             .user_data(user_data(OP_CLOSE, 0, 0));
         self.push(&entry);
     }
